@@ -66,16 +66,26 @@ def make_source(name: str, **kwargs: Any) -> Source:
     return SOURCES[name](**kwargs)
 
 
-def check_record(sig: np.ndarray, path: str) -> list[int]:
-    """Raise for unusable signals; return the indices of flat leads (kept, but counted)."""
+def check_record(sig: np.ndarray, path: str) -> tuple[np.ndarray, list[int], list[int]]:
+    """Raise for unusable signals; mask what can be masked.
+
+    A lead that is entirely NaN is an absent lead (a source read with ``require_all=False``):
+    it is zero-filled and counted. NaN/inf inside a present lead is corruption: the record is
+    dropped. Flat leads are kept and counted; a record with no live lead is dropped.
+    Returns (signal, absent lead indices, flat lead indices).
+    """
     finite = np.isfinite(sig)
-    if not finite.all():
-        bad = [i for i in range(sig.shape[0]) if not finite[i].all()]
-        raise RecordError(path, f"non-finite samples (NaN/inf) in lead rows {bad}", reason="nan_samples")
-    flat = [i for i in range(sig.shape[0]) if float(np.std(sig[i])) < FLAT_STD_MV]
-    if len(flat) == sig.shape[0]:
-        raise RecordError(path, "all leads are flat", reason="all_leads_flat")
-    return flat
+    absent = [i for i in range(sig.shape[0]) if not finite[i].any()]
+    corrupt = [i for i in range(sig.shape[0]) if not finite[i].all() and i not in absent]
+    if corrupt:
+        raise RecordError(path, f"non-finite samples (NaN/inf) in lead rows {corrupt}", reason="nan_samples")
+    if absent:
+        sig = sig.copy()
+        sig[absent] = 0.0
+    flat = [i for i in range(sig.shape[0]) if i not in absent and float(np.std(sig[i])) < FLAT_STD_MV]
+    if len(absent) + len(flat) == sig.shape[0]:
+        raise RecordError(path, f"no live lead ({len(absent)} absent, {len(flat)} flat)", reason="all_leads_flat")
+    return sig, absent, flat
 
 
 def _load_one(args: tuple[Source, RecordRef, int, int, float]) -> tuple[np.ndarray | None, dict]:
@@ -86,7 +96,7 @@ def _load_one(args: tuple[Source, RecordRef, int, int, float]) -> tuple[np.ndarr
         if sig.shape[-1] / fs_in < min_seconds:
             raise RecordError(ref.path, f"record is {sig.shape[-1] / fs_in:.2f} s, shorter than "
                                         f"min_seconds={min_seconds}", reason="too_short")
-        info["flat_leads"] = check_record(sig, ref.path)
+        sig, info["absent_leads"], info["flat_leads"] = check_record(sig, ref.path)
         sig = resample(sig, fs_in, fs)
         sig, info["length"] = fix_length(sig, n_samples)
         return sig.astype(np.float32), info
@@ -109,7 +119,7 @@ def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, 
     rows: list[np.ndarray] = []
     dropped = [{"record_id": r, "reason": why, "detail": d} for r, why, d in index.dropped]
     lengths: Counter = Counter()
-    flat_records = []
+    flat_records, absent_records = [], []
     bar = tqdm(total=len(jobs), desc=f"prepare {src.name}/{task}", unit="rec", disable=not progress)
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     results = pool.map(_load_one, jobs, chunksize=32) if pool else map(_load_one, jobs)
@@ -124,6 +134,8 @@ def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, 
             lengths[info["length"]] += 1
             if info["flat_leads"]:
                 flat_records.append({"record_id": ref.record_id, "flat_leads": info["flat_leads"]})
+            if info["absent_leads"]:
+                absent_records.append({"record_id": ref.record_id, "absent_leads": info["absent_leads"]})
     finally:
         bar.close()
         if pool:
@@ -149,7 +161,8 @@ def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, 
     report = {"records_listed": len(index.refs) + len(index.dropped), "records_kept": len(kept_refs),
               "dropped": dropped, "length_fix": dict(lengths), "length_policy":
               f"first {seconds} s kept; shorter records zero-padded at the end (min {min_seconds} s)",
-              "flat_lead_records": flat_records, "fold_source": fold_source}
+              "flat_lead_records": flat_records, "absent_lead_records": absent_records,
+              "fold_source": fold_source}
     return ECGDataset(name=src.name, task=task, signals=np.stack(rows), labels=labels, classes=list(classes),
                       fs=fs, record_ids=rec_ids, patient_ids=pat_ids, folds=folds,
                       class_groups=dict(index.class_groups), report=report)
@@ -190,7 +203,7 @@ def prepare(dataset: str, root: str | Path | None = None, task: str | None = Non
         else:
             if root is None:
                 raise ValueError(f"dataset {dataset!r} needs --root (the folder holding its files)")
-            src = make_source(dataset, **source_kwargs)
+            src = make_source(dataset, fs=int(fs), **source_kwargs)
             ds = _prepare_files(src, Path(root), task, int(fs), float(seconds), float(min_seconds),
                                 int(seed), workers, progress)
         ds.config = config
@@ -213,7 +226,8 @@ def format_report(report: dict[str, Any]) -> str:
              f"kept {report['n_records']} ({report['n_patients']} patients)",
              f"  dropped by reason: {report.get('dropped_by_reason') or 'none'}",
              f"  length fix: {report.get('length_fix', 'n/a')}; "
-             f"records with flat leads: {len(report.get('flat_lead_records', []))}",
+             f"records with flat leads: {len(report.get('flat_lead_records', []))}, "
+             f"with absent (zero-filled) leads: {len(report.get('absent_lead_records', []))}",
              f"  per split: {report['n_per_split']}",
              "  class counts per split:",
              "    " + "class".ljust(10) + "".join(s.rjust(8) for s in SPLITS)]

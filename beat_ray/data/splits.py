@@ -7,6 +7,7 @@ every class present, and are fixed by the seed, so data-efficiency curves compar
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,13 +34,21 @@ def stratified_group_folds(labels: np.ndarray, groups: Sequence[str], n_folds: i
     if n < n_folds:
         raise ValueError(f"need at least {n_folds} records for {n_folds} folds, got {n}")
     strata = rarest_class_strata(labels)
+    groups = np.asarray(groups)
+    if len(np.unique(groups)) < n_folds:
+        raise ValueError(f"need at least {n_folds} patients for {n_folds} folds, got {len(np.unique(groups))}")
+    if np.bincount(strata).max() < n_folds:
+        # Too small to stratify (sklearn refuses): deal shuffled patients round-robin instead.
+        rng = np.random.default_rng(seed)
+        uniq = rng.permutation(np.unique(groups))
+        fold_of = {g: i % n_folds + 1 for i, g in enumerate(uniq)}
+        return np.array([fold_of[g] for g in groups], dtype=np.int64)
     # StratifiedGroupKFold warns when a stratum has fewer members than folds; that is expected for rare classes.
     sgkf = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     folds = np.zeros(n, dtype=np.int64)
-    import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        for k, (_, test_idx) in enumerate(sgkf.split(np.zeros(n), strata, groups=np.asarray(groups))):
+        for k, (_, test_idx) in enumerate(sgkf.split(np.zeros(n), strata, groups=groups)):
             folds[test_idx] = k + 1
     return folds
 
