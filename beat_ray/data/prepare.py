@@ -206,7 +206,7 @@ def prepare(dataset: str, root: str | Path | None = None, task: str | None = Non
             src = make_source(dataset, fs=int(fs), **source_kwargs)
             ds = _prepare_files(src, Path(root), task, int(fs), float(seconds), float(min_seconds),
                                 int(seed), workers, progress)
-        ds.config = config
+        ds.config = {**ds.config, **config}      # keep source-specific entries (e.g. synth classes_all)
         ds.report.update(summarize(ds))
         ds.save(path)
         write_folds_csv(path / "folds.csv", ds.record_ids, ds.patient_ids, ds.folds)
