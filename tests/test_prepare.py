@@ -133,3 +133,19 @@ def test_cli_prints_report_and_fails_cleanly(tree, tmp_path):
     empty.mkdir()
     res = subprocess.run(cmd[:6] + ["--root", str(empty)] + cmd[8:], capture_output=True, text=True)
     assert res.returncode == 2 and "ptbxl_database.csv" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_synth_through_cache_and_through_the_ptbxl_reader(tmp_path):
+    """synth -> cache (extras survive) and synth -> PTB-XL tree -> PTB-XL reader: same labels, folds, mV."""
+    from beat_ray.data.synth import CLASSES_ALL, SUPERDIAGNOSTIC
+    syn = load("synth", task="superdiagnostic", n_records=120, cache_dir=tmp_path / "c", progress=False)
+    assert syn.classes == list(SUPERDIAGNOSTIC) and syn.signals.shape == (120, 12, 1000)
+    assert syn.report["n_records"] == 120 and syn.config["dataset"] == "synth"
+    assert syn.extras["r_offsets"][-1] == len(syn.extras["r_peaks"]) > 120 * 5
+    root = write_ptbxl(syn, tmp_path / "ptbxl", classes=list(CLASSES_ALL), labels=syn.extras["labels_all"])
+    back = load("ptbxl", root=root, task="superdiagnostic", fs=100, cache_dir=tmp_path / "c", progress=False)
+    order = [back.classes.index(c) for c in syn.classes]
+    np.testing.assert_array_equal(back.labels[:, order], syn.labels)
+    np.testing.assert_array_equal(back.folds, syn.folds)
+    np.testing.assert_allclose(back.signals, syn.signals, atol=6e-4)
+    assert len(set(back.patient_ids)) == len(set(syn.patient_ids))
