@@ -228,7 +228,7 @@ def format_report(report: dict[str, Any]) -> str:
              f"  length fix: {report.get('length_fix', 'n/a')}; "
              f"records with flat leads: {len(report.get('flat_lead_records', []))}, "
              f"with absent (zero-filled) leads: {len(report.get('absent_lead_records', []))}",
-             f"  per split: {report['n_per_split']}",
+             "  per split: " + ", ".join(f"{s} {report['n_per_split'][s]}" for s in SPLITS),
              "  class counts per split:",
              "    " + "class".ljust(10) + "".join(s.rjust(8) for s in SPLITS)]
     for c in report["classes"]:

@@ -8,6 +8,10 @@ Shapes, for N records, B = max_beats, 12 leads, W = window samples:
   r_peaks    (N, B)        int64     R-peak sample index, -1 where masked
   n_beats    (N,)          int64     beats detected before cropping to B
   flags      (N,)          object    '' for a usable record, else the reason it has no tokens
+  lead_mask  (N, 12)       bool      leads used for detection (finite, not flat, not clipped);
+                                     non-finite leads are zero in `tokens` (optional, added by B)
+
+Flagged records (flags != '') have beat_mask all False and MUST be dropped downstream.
 
 A model's batch is the dict of the first four keys (as torch tensors); baselines instead get
 {"signal": (N, 12, T)}.
@@ -53,6 +57,7 @@ class Tokens:
     flags: np.ndarray
     config: TokenizerConfig = field(default_factory=TokenizerConfig)
     fs: float = 100.0
+    lead_mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
