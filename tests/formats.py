@@ -17,9 +17,12 @@ from beat_ray.data.leads import LEADS
 PTBXL_LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+
 def realdata() -> Path:
     """``<repo>/../shared/realdata`` (CI clones the repo beside ``shared/``); skip only if absent."""
-    path = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+    path = REALDATA
     if not path.is_dir():
         pytest.skip(f"real records not found at {path} (expected <repo>/../shared/realdata)")
     return path

@@ -46,6 +46,7 @@ class ECGDataset:
     report: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     leads: tuple[str, ...] = LEADS
+    path: Path | None = None            # the cache dir it was opened from; derived caches (tokens) live inside
 
     def __post_init__(self) -> None:
         n = len(self.signals)
@@ -125,4 +126,4 @@ class ECGDataset:
                    patient_ids=rec["patient_id"].to_numpy(dtype=object),
                    folds=rec["fold"].to_numpy(dtype=np.int64), class_groups=meta.get("class_groups", {}),
                    extras=extras, report=report, config=meta.get("config", {}),
-                   leads=tuple(meta.get("leads", LEADS)))
+                   leads=tuple(meta.get("leads", LEADS)), path=path)

@@ -201,9 +201,9 @@ def prepare(dataset: str, root: str | Path | None = None, task: str | None = Non
             ds.report.setdefault("records_kept", len(ds))
             ds.report.setdefault("dropped", [])
         else:
+            src = make_source(dataset, fs=int(fs), **source_kwargs)
             if root is None:
                 raise ValueError(f"dataset {dataset!r} needs --root (the folder holding its files)")
-            src = make_source(dataset, fs=int(fs), **source_kwargs)
             ds = _prepare_files(src, Path(root), task, int(fs), float(seconds), float(min_seconds),
                                 int(seed), workers, progress)
         ds.config = {**ds.config, **config}      # keep source-specific entries (e.g. synth classes_all)
