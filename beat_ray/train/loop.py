@@ -1,0 +1,167 @@
+"""The one training loop, plain PyTorch: no Ray here, so a trial can be debugged in a notebook.
+
+`fit` runs epochs, evaluates validation macro-AUC after each, keeps the best epoch and scores
+the test split with it. The Tune function trainable and the TorchTrainer worker (`tune_fn.py`)
+both call `fit`; they differ only in how `on_epoch` reports and checkpoints, and in `rank`,
+`world_size` and `wrap_model` for DDP.
+
+Determinism: every epoch reseeds numpy and torch from (seed, epoch), so a run resumed from the
+checkpoint of epoch k continues exactly as the uninterrupted run would have.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from beat_ray.models import create, sliding_window_logits
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.inputs import TrialData, build_inputs, load_dataset, make_batch
+from beat_ray.train.metrics import evaluate, macro_auc
+
+EpochCallback = Callable[[dict[str, Any], Callable[[], dict]], None]
+
+
+class NonFiniteError(FloatingPointError):
+    """A NaN/inf reached a training step: fail the trial loudly instead of learning garbage."""
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.set_num_threads(max(1, threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def build_model(cfg: TrialConfig, n_classes: int) -> nn.Module:
+    torch.manual_seed(cfg.seed)                 # same init for the same seed, whatever ran before
+    return create(cfg.model, n_classes, **cfg.model_kwargs)
+
+
+def make_optimizer(cfg: TrialConfig, model: nn.Module, steps: int):
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1))
+    elif cfg.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+    else:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; use onecycle or cosine")
+    return opt, sched
+
+
+def _to(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Move a batch to wherever the model lives (CPU here, a GPU under TorchTrainer)."""
+    device = next(model.parameters()).device
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int = 256,
+            noise: str | None = None, seed: int = 0) -> np.ndarray:
+    """Sigmoid scores (len(idx), C); signal models use the benchmark's sliding-window max."""
+    model.eval()
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(0, len(idx), batch_size):
+        b = _to(make_batch(data, idx[i:i + batch_size], train=False, rng=rng, noise=noise), model)
+        if data.input_kind == "signal":
+            logits = sliding_window_logits(model, b["signal"], data.ds.fs, model.eval_win_s,
+                                           model.eval_stride_s, model.eval_reduce)
+        else:
+            logits = model(b)
+        out.append(torch.sigmoid(logits).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, data.labels.shape[1]), np.float32)
+
+
+def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig, epoch: int,
+                rank: int = 0, world_size: int = 1) -> float:
+    """One pass over this rank's shard of the labelled training subset; returns the mean loss."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    torch.manual_seed(cfg.seed * 100_003 + epoch)
+    model.train()
+    perm = data.train[rng.permutation(len(data.train))][rank::world_size]
+    loss_fn = nn.BCEWithLogitsLoss()
+    crop = getattr(model, "crop_s", None)
+    losses = []
+    for i in range(0, len(perm), cfg.batch_size):
+        idx = perm[i:i + cfg.batch_size]
+        if len(idx) < 2 and len(perm) > 1:      # a 1-record tail batch adds noise, not signal
+            continue
+        b = make_batch(data, idx, train=True, rng=rng, crop_s=crop, noise=cfg.train_noise)
+        for k, v in b.items():
+            if v.is_floating_point() and not torch.isfinite(v).all():
+                raise NonFiniteError(f"non-finite input {k!r} in epoch {epoch}, records {idx[:5].tolist()}...")
+        b = _to(b, model)
+        y = torch.from_numpy(data.labels[idx].astype(np.float32)).to(b[next(iter(b))].device)
+        loss = loss_fn(model(b), y)
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"non-finite loss {loss.item()} in epoch {epoch}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | None = None, *,
+        rank: int = 0, world_size: int = 1, wrap_model: Callable[[nn.Module], nn.Module] | None = None,
+        data: TrialData | None = None) -> dict[str, Any]:
+    """Train `cfg` (resuming from `state` if given); returns the final metrics row."""
+    seed_everything(cfg.seed, cfg.threads)
+    ds = data.ds if data is not None else load_dataset(cfg)
+    model = build_model(cfg, len(ds.classes))
+    data = data or build_inputs(cfg, model, ds)
+    steps_per_epoch = math.ceil(len(data.train[rank::world_size]) / cfg.batch_size)
+    opt, sched = make_optimizer(cfg, model, steps_per_epoch * cfg.epochs)
+    start, best = 0, {"val_macro_auc": -1.0, "epoch": -1, "model": None}
+    history: list[dict] = []
+    train_s = 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, best, history, train_s = state["epoch"] + 1, state["best"], state["history"], state["train_s"]
+    net = wrap_model(model) if wrap_model else model
+    n_params = sum(p.numel() for p in model.parameters())
+    metrics: dict[str, Any] = {}
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        loss = train_epoch(net, data, opt, sched, cfg, epoch, rank, world_size)
+        train_s += time.perf_counter() - t0
+        val_scores = predict(model, data, data.val)
+        val_auc = macro_auc(data.labels[data.val], val_scores)
+        if val_auc > best["val_macro_auc"]:
+            best = {"val_macro_auc": val_auc, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
+        history.append({"epoch": epoch, "train_loss": loss, "val_macro_auc": val_auc})
+        metrics = {"epoch": epoch + 1, "train_loss": loss, "val_macro_auc": val_auc,
+                   "best_epoch": best["epoch"] + 1, "best_val_macro_auc": best["val_macro_auc"],
+                   "train_seconds": train_s, "n_params": n_params, "n_train": len(data.train),
+                   "n_val": len(data.val), "n_test": len(data.test), "n_flagged_dropped": data.n_flagged}
+        if epoch == cfg.epochs - 1:
+            metrics.update(final_test_metrics(model, best["model"], data))
+        if on_epoch is not None:
+            on_epoch(metrics, lambda e=epoch: {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                               "scheduler": sched.state_dict(), "epoch": e, "best": best,
+                                               "history": history, "train_s": train_s,
+                                               "config": cfg.to_dict()})
+    return metrics
+
+
+def final_test_metrics(model: nn.Module, best_state: dict, data: TrialData) -> dict[str, Any]:
+    """Test metrics of the best-validation epoch; F1 thresholds come from validation."""
+    model.load_state_dict(best_state)
+    s_val, s_test = predict(model, data, data.val), predict(model, data, data.test)
+    ds = data.ds
+    groups = {g: ds.group_classes(g) for g in sorted(set(ds.class_groups.values())) if g and g != "none"}
+    m = evaluate(ds.labels[data.test], s_test, list(ds.classes), ds.labels[data.val], s_val, groups)
+    out = {f"test/{k}": v for k, v in m.items()}
+    # Underscore keys are artefacts, not metrics: the wrappers store them as files, never report them.
+    out["_predictions"] = {"record_id": np.asarray(ds.record_ids)[data.test].astype(str), "scores": s_test,
+                           "labels": ds.labels[data.test], "classes": np.asarray(ds.classes, dtype=str)}
+    return out

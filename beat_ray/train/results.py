@@ -1,0 +1,111 @@
+"""Result rows: the contract between `train` and `report`, and their atomic, de-duplicated storage.
+
+One row per finished trial in `results/<study>/<preset>/trials.parquet` (+ a CSV twin). A write
+goes to a temp file in the same folder and is renamed over the old file, so a crash mid-write
+leaves either the old or the new file, never a torn one. Rows are keyed by `trial_id`: writing
+a row twice (e.g. after a resumed sweep reconciles) keeps one.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Columns every row has; metric columns ("test/...", "val_...") and "config/..." columns come on top.
+REQUIRED_COLUMNS = ("study", "preset", "trial_id", "seed", "git_commit", "git_dirty", "finished_at",
+                    "train_seconds", "n_params", "test/macro_auc", "val_macro_auc", "best_epoch", "epoch")
+PREDICTIONS_DIR = "predictions"
+
+
+@lru_cache(maxsize=1)
+def git_info(repo: str | None = None) -> tuple[str, bool]:
+    """(commit, dirty) of the code that runs; ('unknown', True) outside a git checkout.
+
+    Ray jobs ship the working dir without .git, so the launcher passes BEAT_RAY_GIT_COMMIT /
+    BEAT_RAY_GIT_DIRTY through the runtime env; they win when set.
+    """
+    if os.environ.get("BEAT_RAY_GIT_COMMIT"):
+        return os.environ["BEAT_RAY_GIT_COMMIT"], os.environ.get("BEAT_RAY_GIT_DIRTY", "1") == "1"
+    cwd = repo or Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        return commit, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
+
+
+def results_dir(root: str | Path, study: str, preset: str) -> Path:
+    return Path(root) / study / preset
+
+
+def _atomic_write(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    if path.suffix == ".parquet":
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_rows(folder: str | Path) -> pd.DataFrame:
+    path = Path(folder) / "trials.parquet"
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+
+def append_rows(folder: str | Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Add rows (replacing any with the same trial_id) and rewrite parquet + CSV atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    new = pd.DataFrame(rows)
+    missing = [c for c in REQUIRED_COLUMNS if c not in new.columns]
+    if missing:
+        raise ValueError(f"result rows lack required columns {missing}")
+    old = read_rows(folder)
+    if len(old):
+        old = old[~old["trial_id"].isin(new["trial_id"])]
+        new = pd.concat([old, new], ignore_index=True)
+    new = new.sort_values(["trial_id"]).reset_index(drop=True)
+    _atomic_write(new, folder / "trials.parquet")
+    _atomic_write(new, folder / "trials.csv")
+    return new
+
+
+def make_row(config: dict[str, Any], metrics: dict[str, Any], trial_id: str) -> dict[str, Any]:
+    """Flatten a trial's config and its final metrics into one row with provenance."""
+    from beat_ray.train.config import TrialConfig
+
+    cfg = TrialConfig.from_dict(config)
+    commit, dirty = git_info()
+    row = {"study": cfg.study, "preset": cfg.preset, "trial_id": trial_id, "seed": cfg.seed,
+           "git_commit": commit, "git_dirty": dirty, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+           "hostname": socket.gethostname()}
+    row.update(cfg.flat())
+    for k, v in metrics.items():
+        if k.startswith("_") or isinstance(v, (dict, list, np.ndarray)):
+            continue
+        row[k] = v.item() if isinstance(v, np.generic) else v
+    return row
+
+
+def save_predictions(folder: str | Path, trial_id: str, predictions: dict[str, np.ndarray]) -> Path:
+    """Per-record test scores of one trial (for bootstrap CIs in the report), written atomically."""
+    out = Path(folder) / PREDICTIONS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{trial_id}.npz"
+    tmp = out / f".{trial_id}.{uuid.uuid4().hex[:8]}.tmp.npz"
+    np.savez_compressed(tmp, **predictions)
+    os.replace(tmp, path)
+    return path

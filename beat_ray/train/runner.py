@@ -1,0 +1,104 @@
+"""Turn a study's grid into a Ray Tune sweep that resumes, and its finished trials into result rows.
+
+Every study script calls `run_study`; none copies this plumbing. Resuming is Ray's own:
+the same `storage_path` and `name` -> `Tuner.can_restore` -> `Tuner.restore`, so finished
+trials are not rerun and unfinished ones continue from their last checkpoint. Rows are written
+as trials finish (a driver-side callback) and reconciled once more at the end, so a driver
+killed between a trial's end and its row still ends with exactly one row per cell.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.results import append_rows, make_row, results_dir, save_predictions
+from beat_ray.train.tune_fn import PREDICTIONS_FILE, trainable, trial_resources
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: Path) -> dict:
+    row = make_row(trial_config["trial"], metrics, trial_id)
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            p = Path(d) / PREDICTIONS_FILE
+            if p.exists():
+                with np.load(p) as z:
+                    row["predictions_file"] = str(save_predictions(out, trial_id, dict(z)).relative_to(out))
+    return row
+
+
+def _results_callback(out: Path):
+    from ray.tune import Callback
+
+    class ResultsWriter(Callback):
+        """Append a row the moment a trial finishes (driver side, so one writer, no races)."""
+
+        def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
+            if trial.last_result and "test/macro_auc" in trial.last_result:
+                append_rows(out, [_row_for(trial.config, trial.last_result, trial.trial_id,
+                                           trial.checkpoint, out)])
+
+    return ResultsWriter()
+
+
+def prepare_inputs(cells: list[dict]) -> None:
+    """Build every dataset and token cache once on the driver, before trials race for them."""
+    from beat_ray.models import create
+    from beat_ray.train.inputs import build_inputs, load_dataset
+
+    seen = set()
+    for cell in cells:
+        cfg = TrialConfig.from_dict(cell)
+        key = (cfg.dataset, cfg.task, cfg.fs, cfg.n_records, cfg.data_seed, cfg.root, cfg.model, cfg.token_mode)
+        if key not in seen:
+            seen.add(key)
+            ds = load_dataset(cfg)
+            build_inputs(cfg, create(cfg.model, len(ds.classes), **cfg.model_kwargs), ds)
+
+
+def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str | None = None,
+              name: str | None = None, results_root: str | Path = REPO / "results",
+              max_concurrent_trials: int | None = None, max_failures: int = 2) -> Path:
+    """Run (or resume) one sweep over `cells` and return the folder holding trials.parquet."""
+    import ray
+    from ray import tune
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
+
+    cells = [TrialConfig.from_dict({**c, "study": study, "preset": preset}).to_dict() for c in cells]
+    name = name or f"{study}-{preset}"
+    storage_path = storage_path or str(Path(results_root).resolve().parent / ".ray_results")
+    out = results_dir(results_root, study, preset)
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False,
+                 runtime_env={"env_vars": {"BEAT_RAY_CACHE": os.environ.get("BEAT_RAY_CACHE", "")}}
+                 if os.environ.get("BEAT_RAY_CACHE") else None)
+    prepare_inputs(cells)
+    res = trial_resources(TrialConfig.from_dict(cells[0]))
+    if max_concurrent_trials is None:
+        cpus = ray.cluster_resources().get("CPU", 1)
+        max_concurrent_trials = max(1, int(cpus // max(res.get("CPU", 1), 1)))
+    fn = tune.with_resources(trainable, res)
+    exp_path = f"{storage_path.rstrip('/')}/{name}"
+    if Tuner.can_restore(exp_path):
+        tuner = Tuner.restore(exp_path, trainable=fn, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells)},
+                      tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials, reuse_actors=False),
+                      run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,
+                                           callbacks=[_results_callback(out)],
+                                           failure_config=FailureConfig(max_failures=max_failures),
+                                           checkpoint_config=CheckpointConfig(num_to_keep=2)))
+    grid = tuner.fit()
+    rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out)
+            for r in grid if r.error is None and r.metrics and "test/macro_auc" in r.metrics]
+    if rows:
+        append_rows(out, rows)          # reconcile: rows a killed driver never wrote
+    errors = [r.error for r in grid if r.error is not None]
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {len(grid)} trials failed; first error: {errors[0]}")
+    return out

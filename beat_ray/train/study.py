@@ -1,0 +1,66 @@
+"""What every study script shares: a grid declared as data, presets, and one command line.
+
+A study script declares a frozen dataclass grid and a dict of presets and calls `main`.
+`--preset smoke|cpu|paper`, `--storage-path` (local, NFS or s3://), `--name` (same name =
+resume), `--data-root` (real datasets) and `--results-root` are the same everywhere.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import pandas as pd
+
+from beat_ray.train.config import TrialConfig
+
+
+class Grid(Protocol):
+    base: TrialConfig
+
+    def cells(self) -> list[dict]: ...
+
+
+@dataclass(frozen=True)
+class Models:
+    """Model names and their per-model overrides (e.g. tiny sizes for CPU presets)."""
+
+    names: tuple[str, ...]
+    kwargs: dict[str, dict] = field(default_factory=dict)
+
+    def config(self, base: TrialConfig, name: str, **changes) -> dict:
+        return replace(base, model=name, model_kwargs=dict(self.kwargs.get(name, {})), **changes).to_dict()
+
+
+def auto_gpu(base: TrialConfig) -> TrialConfig:
+    """`use_gpu` follows the machine: True only where torch sees CUDA; CPU fallback is automatic."""
+    import torch
+    return replace(base, use_gpu=bool(base.use_gpu and torch.cuda.is_available()))
+
+
+def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=f"experiments/{study}.py")
+    ap.add_argument("--preset", choices=sorted(presets), default="smoke")
+    ap.add_argument("--storage-path", default=None, help="Ray Tune storage: local dir, NFS or s3://bucket/path")
+    ap.add_argument("--name", default=None, help="experiment name; rerunning with the same name resumes")
+    ap.add_argument("--data-root", default=None, help="dataset folder for real datasets (paper preset)")
+    ap.add_argument("--results-root", default=None, help="where results/<study>/<preset>/ goes")
+    ap.add_argument("--max-concurrent-trials", type=int, default=None)
+    a = ap.parse_args(argv)
+    grid = presets[a.preset]
+    base = auto_gpu(grid.base)
+    if a.data_root:
+        base = replace(base, root=a.data_root)
+    grid = replace(grid, base=base)
+    cells = grid.cells()
+    print(f"{study}/{a.preset}: {len(cells)} trials")
+    from beat_ray.train.runner import REPO, run_study
+    out = run_study(cells, study=study, preset=a.preset, storage_path=a.storage_path, name=a.name,
+                    results_root=a.results_root or REPO / "results",
+                    max_concurrent_trials=a.max_concurrent_trials)
+    rows = pd.read_parquet(out / "trials.parquet")
+    print(f"results: {out / 'trials.parquet'} ({len(rows)} rows; CSV beside it)")
+    return 0
+
+

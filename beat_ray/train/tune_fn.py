@@ -1,0 +1,106 @@
+"""The seam between the library and Ray: one Tune function trainable, two ways to run `fit`.
+
+* single device (the default): `fit` runs inside the Tune function; each epoch reports with
+  `ray.tune.report` and a checkpoint, and a restarted trial resumes from `ray.tune.get_checkpoint()`.
+  Start-up costs almost nothing, so many small trials share a node.
+* DDP (`workers > 1` or `use_gpu`): the Tune function starts a Train V2 `TorchTrainer` whose
+  workers run the same `fit` with `rank`/`world_size` and a DDP-wrapped model; the trainer's
+  `TuneReportCallback` forwards its reports to this Tune trial. This costs 15-20 s of worker
+  start-up per trial on CPU, so it is for models that need it.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.loop import fit
+
+STATE_FILE = "state.pt"
+PREDICTIONS_FILE = "predictions.npz"
+
+
+def _save_checkpoint_dir(folder: str, state: dict, metrics: dict) -> None:
+    torch.save(state, os.path.join(folder, STATE_FILE))
+    preds = metrics.get("_predictions")
+    if preds is not None:
+        import numpy as np
+        np.savez_compressed(os.path.join(folder, PREDICTIONS_FILE), **preds)
+
+
+def _load_state(checkpoint) -> dict | None:
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        return torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+
+
+def _public(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.startswith("_")}
+
+
+def _report_with_checkpoint(report, metrics: dict, state_fn) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        _save_checkpoint_dir(tmp, state_fn(), metrics)
+        from ray.tune import Checkpoint
+        report(_public(metrics), checkpoint=Checkpoint.from_directory(tmp))
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """TorchTrainer worker loop: the same `fit`, sharded by rank; rank 0 writes checkpoints."""
+    import ray.train
+    import ray.train.torch
+
+    cfg = TrialConfig.from_dict(config["trial"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+
+    def on_epoch(metrics: dict, state_fn) -> None:
+        if rank == 0:
+            _report_with_checkpoint(ray.train.report, metrics, state_fn)
+        else:
+            ray.train.report(_public(metrics))
+
+    fit(cfg, _load_state(ray.train.get_checkpoint()), on_epoch, rank=rank, world_size=world,
+        wrap_model=ray.train.torch.prepare_model)
+
+
+def trainable(config: dict[str, Any]) -> None:
+    """Tune function trainable. `config["trial"]` is a `TrialConfig` dict (one grid cell)."""
+    from ray import tune
+
+    cfg = TrialConfig.from_dict(config["trial"])
+    if not cfg.distributed:
+        fit(cfg, _load_state(tune.get_checkpoint()),
+            lambda m, state_fn: _report_with_checkpoint(tune.report, m, state_fn))
+        return
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    ctx = tune.get_context()
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"trial": cfg.to_dict()},
+        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.use_gpu,
+                                     resources_per_worker=({"CPU": cfg.threads, "GPU": cfg.gpus_per_trial}
+                                                           if cfg.use_gpu else {"CPU": cfg.threads})),
+        run_config=RunConfig(name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}",
+                             storage_path=str(Path(ctx.get_storage().storage_fs_path)),
+                             callbacks=[TuneReportCallback()], failure_config=FailureConfig(max_failures=2)),
+    )
+    trainer.fit()
+
+
+def trial_resources(cfg: TrialConfig) -> dict[str, float]:
+    """What one trial asks Ray for; the cluster configs are checked against this (issue F)."""
+    if not cfg.distributed:
+        res = {"CPU": float(cfg.threads)}
+        if cfg.use_gpu:
+            res["GPU"] = cfg.gpus_per_trial
+        return res
+    return {"CPU": 0.01}          # a driver that only launches a TorchTrainer; its workers ask for the rest
