@@ -21,8 +21,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The main job: the data-efficiency study, smoke preset, on the embedded synth dataset.
 demo: install
-	$(BIN)/python -m beat_ray.data prepare --dataset synth --fs 100
+	$(BIN)/python -m beat_ray.data prepare --dataset synth --fs 100 --n-records 300
+	$(BIN)/python experiments/data_efficiency.py --preset smoke
+	@echo "results: results/data_efficiency/smoke/trials.parquet (and trials.csv beside it)"
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -33,6 +33,7 @@ class TrialConfig:
     weight_decay: float = 1e-2
     schedule: str = "onecycle"         # onecycle | cosine
     train_noise: str | None = None     # augmentation "kind:snr_db", e.g. "ma:12"
+    eval_noise: tuple[str, ...] = ()   # after training, also score test under each "kind:snr_db"
     threads: int = 1                   # torch intra-op threads per worker
     # where
     workers: int = 1                   # > 1: DDP through a TorchTrainer
@@ -48,6 +49,8 @@ class TrialConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown trial config keys {sorted(unknown)}; known: {sorted(known)}")
+        if "eval_noise" in d:
+            d = {**d, "eval_noise": tuple(d["eval_noise"] or ())}
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,7 +58,7 @@ class TrialConfig:
 
     def flat(self) -> dict[str, Any]:
         """Columns for a results row: dicts become JSON strings so parquet stays tidy."""
-        return {f"config/{k}": json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
+        return {f"config/{k}": json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
                 for k, v in self.to_dict().items()}
 
     @property

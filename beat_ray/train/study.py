@@ -7,6 +7,7 @@ resume), `--data-root` (real datasets) and `--results-root` are the same everywh
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -39,6 +40,21 @@ def auto_gpu(base: TrialConfig) -> TrialConfig:
     return replace(base, use_gpu=bool(base.use_gpu and torch.cuda.is_available()))
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """`["epochs=5", "train_noise=ma:12"]` -> typed values (JSON where it parses, else the string)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    TrialConfig.from_dict(out)          # fail now on unknown keys, not inside a trial
+    return out
+
+
 def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=f"experiments/{study}.py")
     ap.add_argument("--preset", choices=sorted(presets), default="smoke")
@@ -47,11 +63,14 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
     ap.add_argument("--data-root", default=None, help="dataset folder for real datasets (paper preset)")
     ap.add_argument("--results-root", default=None, help="where results/<study>/<preset>/ goes")
     ap.add_argument("--max-concurrent-trials", type=int, default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a base TrialConfig field, e.g. --set epochs=5 --set train_noise=ma:12")
     a = ap.parse_args(argv)
     grid = presets[a.preset]
     base = auto_gpu(grid.base)
     if a.data_root:
         base = replace(base, root=a.data_root)
+    base = replace(base, **parse_overrides(a.set))
     grid = replace(grid, base=base)
     cells = grid.cells()
     print(f"{study}/{a.preset}: {len(cells)} trials")
