@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from beat_ray.tokenize.detect import check_fs, detect_batch
+from beat_ray.tokenize.detect import check_fs, detect_clean
 from beat_ray.tokenize.layout import TokenizerConfig, Tokens
 from beat_ray.tokenize.windows import anchors, beat_table, gather
 
@@ -54,9 +54,10 @@ def _tokenize_into(signals: np.ndarray, fs: float, config: TokenizerConfig,
     for a in range(start, stop, step):
         b = min(a + step, stop)
         x = np.asarray(signals[a:b], np.float32)
-        peaks, flags, usable = detect_batch(x, fs)
+        peaks, flags, usable, xs = detect_clean(x, fs)
         table = beat_table(anchors(peaks, flags, x.shape[-1], fs, config), x.shape[-1], fs, config)
-        gather(x, table, fs, config, out=out["tokens"][a:b])
+        # out arrays are fresh zeros (np.zeros or a new .npy): write only the real samples
+        gather(xs, table, fs, config, out=out["tokens"][a:b], finite=True, zeroed=True)
         for k in ("beat_mask", "rr", "times", "r_peaks", "n_beats"):
             out[k][a:b] = table[k]
         out["lead_mask"][a:b] = usable
