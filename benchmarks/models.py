@@ -131,14 +131,25 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=None, help="default: every registered model")
     ap.add_argument("--min-s", type=float, default=3.0, help="time each measurement at least this long")
     ap.add_argument("--max-steps", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat all models; keep each one's best")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "models.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     timing = dict(min_s=args.min_s, max_steps=args.max_steps, warmup=1 if args.device == "cpu" else 3)
 
+    names = args.models or list_models()
+    rounds: list[list[dict]] = []
+    for r in range(args.rounds):  # repeated rounds: each model gets several chances at a quiet machine
+        rounds.append([bench(name, args.batch, args.device, timing) for name in names])
+        print(f"round {r + 1}/{args.rounds} done", flush=True)
     rows = []
-    for name in args.models or list_models():
-        row = bench(name, args.batch, args.device, timing)
+    for i, name in enumerate(names):
+        row = dict(rounds[0][i])
+        for k in row:
+            if k.endswith("_samples_per_s"):
+                row[k] = max(rd[i][k] for rd in rounds)
+            elif k.endswith("_samples_per_s_median"):
+                row[k] = statistics.median(rd[i][k] for rd in rounds)
         rows.append(row)
         extra = "".join(f"  {k}={row[k]:8.1f}" for k in ("train_crop_samples_per_s", "infer_sliding_samples_per_s")
                         if k in row)
@@ -157,7 +168,7 @@ def main() -> None:
             print(f"{k:45s} {v:6.2f}x  (target >= 2x)")
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     out = {"device": args.device, "device_name": device_name, "threads": torch.get_num_threads(),
-           "batch": args.batch, "fs": FS, "seconds": SECONDS, "torch": torch.__version__,
+           "batch": args.batch, "rounds": args.rounds, "fs": FS, "seconds": SECONDS, "torch": torch.__version__,
            "rows": rows, "ratios": ratios}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
