@@ -8,18 +8,24 @@ records written from synth, read back through the PTB-XL reader, with 1 and 2 wo
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import shutil
-import tempfile
-import time
-from pathlib import Path
+import sys
 
-from beat_ray.data.export import write_ptbxl
-from beat_ray.data.prepare import prepare
-from beat_ray.data.synth import CLASSES_ALL, SynthConfig, generate
+# benchmarks/tokenize.py shadows the stdlib `tokenize` (used by inspect/linecache) when this folder
+# is sys.path[0], as it is for `python benchmarks/data.py`: keep the folder off the path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from beat_ray.data.export import write_ptbxl  # noqa: E402
+from beat_ray.data.prepare import prepare  # noqa: E402
+from beat_ray.data.synth import CLASSES_ALL, SynthConfig, generate  # noqa: E402
 
 
 def _timed(fn, *args, **kwargs):
