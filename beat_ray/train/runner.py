@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from beat_ray.train.config import TrialConfig
-from beat_ray.train.results import append_rows, make_row, results_dir, save_predictions
+from beat_ray.train.results import append_rows, make_row, read_rows, results_dir, save_predictions
 from beat_ray.train.tune_fn import PREDICTIONS_FILE, trainable, trial_resources
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +39,10 @@ def _results_callback(out: Path):
         """Append a row the moment a trial finishes (driver side, so one writer, no races)."""
 
         def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
-            if trial.last_result and "test/macro_auc" in trial.last_result:
+            # A trial restored from its final checkpoint (its completion not yet in the experiment
+            # state when the driver died) completes again without training: keep its first row.
+            if (trial.last_result and "test/macro_auc" in trial.last_result
+                    and trial.trial_id not in set(read_rows(out).get("trial_id", []))):
                 append_rows(out, [_row_for(trial.config, trial.last_result, trial.trial_id,
                                            trial.checkpoint, out)])
 
@@ -76,7 +79,8 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False,
                  runtime_env={"env_vars": {"BEAT_RAY_CACHE": os.environ.get("BEAT_RAY_CACHE", "")}}
-                 if os.environ.get("BEAT_RAY_CACHE") else None)
+                 if os.environ.get("BEAT_RAY_CACHE") and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ
+                 else None)      # in a `ray job`, the job's runtime env rules; a repeated key is an error
     prepare_inputs(cells)
     res = trial_resources(TrialConfig.from_dict(cells[0]))
     if max_concurrent_trials is None:
@@ -94,8 +98,10 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
                                            failure_config=FailureConfig(max_failures=max_failures),
                                            checkpoint_config=CheckpointConfig(num_to_keep=2)))
     grid = tuner.fit()
+    have = set(read_rows(out).get("trial_id", []))      # rows the callback wrote stay as written
     rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out)
-            for r in grid if r.error is None and r.metrics and "test/macro_auc" in r.metrics]
+            for r in grid if r.error is None and r.metrics and "test/macro_auc" in r.metrics
+            and r.metrics["trial_id"] not in have]
     if rows:
         append_rows(out, rows)          # reconcile: rows a killed driver never wrote
     errors = [r.error for r in grid if r.error is not None]
