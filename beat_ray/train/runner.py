@@ -92,7 +92,7 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
         tuner = Tuner.restore(exp_path, trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
         tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells)},
-                      tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials, reuse_actors=False),
+                      tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials, reuse_actors=True),
                       run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,
                                            callbacks=[_results_callback(out)],
                                            failure_config=FailureConfig(max_failures=max_failures),

@@ -1,0 +1,231 @@
+"""Issue D acceptance, "a real job test": a real `ray start --head`, the smoke data-efficiency study sent
+with `ray job submit --runtime-env cluster/runtime_env.yaml`, and its results checked row by row.
+
+The head runs in its own process group and temp dir (short: Unix socket paths are capped near 107
+chars) on free ports, and teardown signals only that group. `ray stop` is not used: it stops every
+Ray process on the machine, including other users' instances.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from beat_ray.train.config import TrialConfig
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RAY = str(BIN / "ray")
+
+pytestmark = pytest.mark.ray
+
+
+def load_presets(study: str) -> dict:
+    spec = importlib.util.spec_from_file_location(f"_exp_{study}", REPO / "experiments" / f"{study}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod            # dataclasses look their module up while building
+    spec.loader.exec_module(mod)
+    return mod.PRESETS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _live_pids() -> list[int]:
+    """Pids of live processes (zombies excluded: they are dead, only not reaped yet)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if (p / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    pids.append(int(p.name))
+            except (OSError, IndexError):
+                pass
+    return pids
+
+
+def _group_pids(pgid: int) -> list[int]:
+    pids = []
+    for pid in _live_pids():
+        try:
+            if os.getpgid(pid) == pgid:
+                pids.append(pid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return pids
+
+
+def marked_pids(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker`: everything a head or driver we started spawned."""
+    pids = []
+    for pid in _live_pids():
+        if pid != os.getpid():
+            try:
+                if marker.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    pids.append(pid)
+            except OSError:
+                pass
+    return pids
+
+
+def stop_process_tree(pgid: int, marker: str, grace_s: float = 5.0) -> list[int]:
+    """SIGTERM a process group we started, SIGKILL what is left after `grace_s` (gcs_server and the
+    autoscaler monitor ignore SIGTERM), then any stray process carrying our marker. Returns the pids
+    that needed SIGKILL."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace_s
+    while _group_pids(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    killed = sorted(set(_group_pids(pgid)) | set(marked_pids(marker)))
+    for pid in killed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return killed
+
+
+@dataclass
+class Head:
+    address: str          # dashboard / jobs API
+    temp_dir: Path
+    env: dict
+
+
+@pytest.fixture(scope="module")
+def ray_head(beat_ray_cache):
+    tmp = Path(tempfile.mkdtemp(prefix="rayt_", dir="/tmp"))
+    marker = f"BEAT_RAY_TEST_HEAD={tmp}"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "BEAT_RAY_TEST_HEAD": str(tmp)}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("BEAT_RAY_CACHE", None)       # the job's runtime env sets it, as a cluster would
+    dash = _free_port()
+    cmd = [RAY, "start", "--head", f"--port={_free_port()}", "--dashboard-host=127.0.0.1",
+           f"--dashboard-port={dash}", "--num-cpus=2", "--include-dashboard=true", f"--temp-dir={tmp}",
+           f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+           "--disable-usage-stats"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out
+        address = f"http://127.0.0.1:{dash}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{address}/api/version", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield Head(address, tmp, env)
+    finally:
+        stop_process_tree(proc.pid, marker)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_runtime_env_file():
+    env = yaml.safe_load((REPO / "cluster" / "runtime_env.yaml").read_text())
+    assert env["working_dir"] == "."
+    assert env["env_vars"]["RAY_USAGE_STATS_ENABLED"] == "0"
+    from ray._private.runtime_env.packaging import _get_excludes
+    excluded = _get_excludes(REPO, env["excludes"])
+    for p in (".git", ".git/HEAD", ".venv/bin/python", "results", "results/x/trials.parquet",
+              "paper_figures/f.png", "benchmarks/out/x.json", ".ray_results/e/tuner.pkl",
+              "beat_ray/__pycache__/x.pyc", "beat_ray.egg-info/PKG-INFO"):
+        assert excluded(REPO / p), p
+    for p in ("beat_ray/train/results.py", "experiments/data_efficiency.py", "benchmarks/ray_overhead.py",
+              "cluster/runtime_env.yaml", "pyproject.toml"):
+        assert not excluded(REPO / p), p
+
+
+def test_job_submit_smoke_study(ray_head, beat_ray_cache, tmp_path):
+    commit = _git("rev-parse", "HEAD")
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    # The CLI takes --runtime-env or --runtime-env-json, not both: add the provenance to a copy.
+    env = yaml.safe_load((REPO / "cluster" / "runtime_env.yaml").read_text())
+    env["env_vars"].update(BEAT_RAY_GIT_COMMIT=commit, BEAT_RAY_GIT_DIRTY="1" if dirty else "0",
+                           BEAT_RAY_CACHE=str(beat_ray_cache))
+    env_file = tmp_path / "runtime_env.yaml"
+    env_file.write_text(yaml.safe_dump(env))
+    res, storage = tmp_path / "results", tmp_path / "storage"
+    sid = f"smoke-{uuid.uuid4().hex[:8]}"
+    cmd = [RAY, "job", "submit", "--address", ray_head.address, "--submission-id", sid,
+           "--runtime-env", str(env_file), "--", "python", "experiments/data_efficiency.py",
+           "--preset", "smoke", "--results-root", str(res), "--storage-path", str(storage), "--name", "job"]
+    t0 = time.monotonic()
+    run = subprocess.run(cmd, cwd=REPO, env=ray_head.env, capture_output=True, text=True, timeout=400,
+                         check=False)
+    wall = time.monotonic() - t0
+    tail = (run.stdout[-4000:] + run.stderr[-4000:])
+    assert run.returncode == 0, tail
+    print(f"job {sid}: {wall:.1f} s from submit to return")
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+    client = JobSubmissionClient(ray_head.address)
+    assert client.get_job_status(sid) == JobStatus.SUCCEEDED
+    assert sid in [j.submission_id for j in client.list_jobs()]
+    logs = client.get_job_logs(sid)
+    cells = load_presets("data_efficiency")["smoke"].cells()
+    assert f"data_efficiency/smoke: {len(cells)} trials" in logs
+
+    rows = pd.read_parquet(res / "data_efficiency" / "smoke" / "trials.parquet")
+    assert len(rows) == len(cells)
+    assert rows["trial_id"].is_unique and rows["trial_id"].notna().all()
+    assert (rows["study"] == "data_efficiency").all() and (rows["preset"] == "smoke").all()
+    assert (rows["git_commit"] == commit).all() and (rows["git_dirty"] == dirty).all()
+    # one row per grid cell, each with its full config
+    cfg_cols = [f"config/{f.name}" for f in fields(TrialConfig)]
+    assert not set(cfg_cols) - set(rows.columns)
+    want = {json.dumps({k: v for k, v in TrialConfig.from_dict(
+        {**c, "study": "data_efficiency", "preset": "smoke"}).flat().items()}, sort_keys=True, default=str)
+        for c in cells}
+    got = {json.dumps({c: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v)
+                       for c, v in r.items()}, sort_keys=True, default=str)
+           for r in rows[cfg_cols].to_dict("records")}
+    assert got == want
+    assert (rows["seed"] == rows["config/seed"]).all()
+    assert rows["test/macro_auc"].between(0, 1).all()
+    assert (rows["epoch"] == cells[0]["epochs"]).all() and (rows["train_seconds"] > 0).all()
+    # per-record predictions were written beside the rows
+    for f in rows["predictions_file"]:
+        assert (res / "data_efficiency" / "smoke" / f).exists()
+    assert (res / "data_efficiency" / "smoke" / "trials.csv").exists()
+
+    # the job ran from the uploaded working_dir, without .git, .venv or results
+    pkgs = [p for p in (ray_head.temp_dir / "session_latest" / "runtime_resources" / "working_dir_files").iterdir()
+            if p.is_dir()]
+    assert len(pkgs) == 1, pkgs
+    assert (pkgs[0] / "experiments" / "data_efficiency.py").exists()
+    assert (pkgs[0] / "beat_ray" / "train" / "runner.py").exists()
+    for gone in (".git", ".venv", "results"):
+        assert not (pkgs[0] / gone).exists(), gone
+    assert not (pkgs[0] / "results").exists()    # results went to --results-root, not the job's cwd
