@@ -7,7 +7,6 @@ Ray process on the machine, including other users' instances.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from procs import live_pids, load_presets, marked_pids
 
 from beat_ray.train.config import TrialConfig
 
@@ -35,54 +35,20 @@ RAY = str(BIN / "ray")
 pytestmark = pytest.mark.ray
 
 
-def load_presets(study: str) -> dict:
-    spec = importlib.util.spec_from_file_location(f"_exp_{study}", REPO / "experiments" / f"{study}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod            # dataclasses look their module up while building
-    spec.loader.exec_module(mod)
-    return mod.PRESETS
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _live_pids() -> list[int]:
-    """Pids of live processes (zombies excluded: they are dead, only not reaped yet)."""
-    pids = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if (p / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    pids.append(int(p.name))
-            except (OSError, IndexError):
-                pass
-    return pids
-
-
 def _group_pids(pgid: int) -> list[int]:
     pids = []
-    for pid in _live_pids():
+    for pid in live_pids():
         try:
             if os.getpgid(pid) == pgid:
                 pids.append(pid)
         except (ProcessLookupError, PermissionError):
             pass
-    return pids
-
-
-def marked_pids(marker: str) -> list[int]:
-    """Live processes whose environment holds `marker`: everything a head or driver we started spawned."""
-    pids = []
-    for pid in _live_pids():
-        if pid != os.getpid():
-            try:
-                if marker.encode() in Path(f"/proc/{pid}/environ").read_bytes():
-                    pids.append(pid)
-            except OSError:
-                pass
     return pids
 
 

@@ -8,7 +8,6 @@ check that the kill left nothing behind and clean up only what it started.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -21,41 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from procs import load_presets, marked_pids
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ray
-
-
-def _presets(study: str) -> dict:
-    spec = importlib.util.spec_from_file_location(f"_exp_{study}", REPO / "experiments" / f"{study}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod            # dataclasses look their module up while building
-    spec.loader.exec_module(mod)
-    return mod.PRESETS
-
-
-def _live_pids() -> list[int]:
-    pids = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if (p / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    pids.append(int(p.name))
-            except (OSError, IndexError):
-                pass
-    return pids
-
-
-def marked_pids(marker: str) -> list[int]:
-    out = []
-    for pid in _live_pids():
-        if pid != os.getpid():
-            try:
-                if marker.encode() in Path(f"/proc/{pid}/environ").read_bytes():
-                    out.append(pid)
-            except OSError:
-                pass
-    return out
 
 
 def _wait_gone(marker: str, timeout: float) -> list[int]:
@@ -112,7 +80,7 @@ def _tune_results(exp: Path) -> dict[str, list[dict]]:
 
 
 def test_killed_sweep_resumes_without_rerunning_finished_trials(beat_ray_cache, tmp_path):
-    cells = _presets("data_efficiency")["smoke"].cells()
+    cells = load_presets("data_efficiency")["smoke"].cells()
     epochs = cells[0]["epochs"]
 
     ray_tmp = Path(tempfile.mkdtemp(prefix="rayr_", dir="/tmp"))

@@ -1,0 +1,43 @@
+"""Process helpers shared by the tests that start real Ray processes (jobs, resume)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_presets(study: str) -> dict:
+    spec = importlib.util.spec_from_file_location(f"_exp_{study}", REPO / "experiments" / f"{study}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod            # dataclasses look their module up while building
+    spec.loader.exec_module(mod)
+    return mod.PRESETS
+
+
+def live_pids() -> list[int]:
+    """Pids of live processes (zombies excluded: they are dead, only not reaped yet)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if (p / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    pids.append(int(p.name))
+            except (OSError, IndexError):
+                pass
+    return pids
+
+
+def marked_pids(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker`: everything a head or driver we started spawned."""
+    pids = []
+    for pid in live_pids():
+        if pid != os.getpid():
+            try:
+                if marker.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    pids.append(pid)
+            except OSError:
+                pass
+    return pids
