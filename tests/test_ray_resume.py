@@ -80,7 +80,9 @@ def _tune_results(exp: Path) -> dict[str, list[dict]]:
 
 
 def test_killed_sweep_resumes_without_rerunning_finished_trials(beat_ray_cache, tmp_path):
-    cells = load_presets("data_efficiency")["smoke"].cells()
+    # The smoke grid, shrunk: this test is about the plumbing, not about what the models learn.
+    small = {"n_records": 300, "epochs": 2}
+    cells = [{**c, **small} for c in load_presets("data_efficiency")["smoke"].cells()]
     epochs = cells[0]["epochs"]
 
     ray_tmp = Path(tempfile.mkdtemp(prefix="rayr_", dir="/tmp"))
@@ -91,7 +93,8 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(beat_ray_cache, 
     res, storage = tmp_path / "results", tmp_path / "storage"
     out, exp = res / "data_efficiency" / "smoke", storage / "resume"
     cmd = [sys.executable, "experiments/data_efficiency.py", "--preset", "smoke", "--name", "resume",
-           "--storage-path", str(storage), "--results-root", str(res), "--max-concurrent-trials", "1"]
+           "--storage-path", str(storage), "--results-root", str(res), "--max-concurrent-trials", "1",
+           *[a for k, v in small.items() for a in ("--set", f"{k}={v}")]]
     try:
         with open(tmp_path / "run1.log", "w") as log:
             first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,

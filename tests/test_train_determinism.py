@@ -52,6 +52,14 @@ def test_same_seed_same_metrics_and_resume_from_epoch_1(model, beat_ray_cache):
     assert np.isfinite(a["test/macro_auc"]) and np.isfinite(a["val_macro_auc"])
     assert a["_predictions"]["scores"].shape == (a["n_test"], len(a["_predictions"]["classes"]))
     _assert_same(a, b)
+    # BEAT-Net's per-record lead attention (issue E, Fig. 3) travels with the test predictions
+    att = a["_predictions"].get("lead_attention")
+    if model == "beatnet":
+        assert att.shape == (a["n_test"], 12)
+        np.testing.assert_allclose(att.sum(1), 1.0, atol=1e-5)   # a distribution over the 12 leads
+        np.testing.assert_array_equal(att, b["_predictions"]["lead_attention"])
+    else:
+        assert att is None
 
     # resume: a fresh process would load the checkpoint file; so does this (bytes -> torch.load)
     assert len(saved) == 1

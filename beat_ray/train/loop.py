@@ -35,7 +35,10 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     torch.set_num_threads(max(1, threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.cuda.is_available():
+        # CPU kernels are deterministic already; on CPU this call would only import torch._dynamo
+        # and torch._inductor (2.7 s per fresh Ray worker process, measured) for nothing.
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def build_model(cfg: TrialConfig, n_classes: int) -> nn.Module:
@@ -76,6 +79,25 @@ def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int 
             logits = model(b)
         out.append(torch.sigmoid(logits).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, data.labels.shape[1]), np.float32)
+
+
+@torch.no_grad()
+def lead_attention(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int = 256) -> np.ndarray | None:
+    """Per record, BEAT-Net's lead-attention weights averaged over its beats: (len(idx), 12).
+
+    Stored with the test predictions so the report's class x lead heatmap (issue E, Fig. 3)
+    comes from the trial's own best checkpoint, not from a separate run. None for other models.
+    """
+    if not hasattr(model, "explain") or data.input_kind != "tokens":
+        return None
+    model.eval()
+    out = []
+    for i in range(0, len(idx), batch_size):
+        b = _to(make_batch(data, idx[i:i + batch_size], train=False, rng=np.random.default_rng(0)), model)
+        att = model.explain(b)["lead_attention"]                     # (n, B, 12), 0 on padding
+        valid = b["beat_mask"].to(att.dtype).unsqueeze(-1)           # (n, B, 1)
+        out.append((att * valid).sum(1).div(valid.sum(1).clamp_min(1)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 12), np.float32)
 
 
 def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig, epoch: int,
@@ -190,4 +212,7 @@ def final_test_metrics(model: nn.Module, best_state: dict, data: TrialData) -> d
     # Underscore keys are artefacts, not metrics: the wrappers store them as files, never report them.
     out["_predictions"] = {"record_id": np.asarray(ds.record_ids)[data.test].astype(str), "scores": s_test,
                            "labels": ds.labels[data.test], "classes": np.asarray(ds.classes, dtype=str)}
+    att = lead_attention(model, data, data.test)
+    if att is not None:
+        out["_predictions"]["lead_attention"] = att
     return out

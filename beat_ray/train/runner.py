@@ -64,6 +64,16 @@ def prepare_inputs(cells: list[dict]) -> None:
             build_inputs(cfg, create(cfg.model, len(ds.classes), **cfg.model_kwargs), ds)
 
 
+def longest_first(cells: list[dict]) -> list[dict]:
+    """Order cells by expected cost, largest first (stable), so the sweep does not end on one slot.
+
+    With a fixed number of trial slots, starting the long trials (full label fraction, more
+    epochs) first leaves the short ones to fill the gaps at the end (LPT scheduling); in grid
+    order a 100%-label trial started last runs alone while the other slots sit idle.
+    """
+    return sorted(cells, key=lambda c: -float(c.get("label_fraction", 1.0)) * float(c.get("epochs", 1)))
+
+
 def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str | None = None,
               name: str | None = None, results_root: str | Path = REPO / "results",
               max_concurrent_trials: int | None = None, max_failures: int = 2) -> Path:
@@ -72,7 +82,7 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
     from ray import tune
     from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
 
-    cells = [TrialConfig.from_dict({**c, "study": study, "preset": preset}).to_dict() for c in cells]
+    cells = longest_first([TrialConfig.from_dict({**c, "study": study, "preset": preset}).to_dict() for c in cells])
     name = name or f"{study}-{preset}"
     storage_path = storage_path or str(Path(results_root).resolve().parent / ".ray_results")
     out = results_dir(results_root, study, preset)
