@@ -36,15 +36,49 @@ def _results_callback(out: Path):
     from ray.tune import Callback
 
     class ResultsWriter(Callback):
-        """Append a row the moment a trial finishes (driver side, so one writer, no races)."""
+        """Append a trial's row once Tune's own experiment state knows the trial finished.
+
+        Order matters for "finished trials are not rerun": Tune snapshots its experiment state
+        every ~10 s (or when checkpoints force it). A row written before that snapshot, by a
+        driver killed before it, would describe a trial that the restored sweep still runs again
+        from its previous checkpoint. So a finished trial's row waits until Tune has saved a
+        snapshot (`get_state` is called right after Tune wrote it) and goes to disk at the start
+        of the next step, or at the end of the sweep. A driver killed in between leaves a
+        trial that Tune has as TERMINATED and no row; `run_study` reconciles those after `fit`.
+        """
+
+        def __init__(self) -> None:
+            self._pending: dict[str, dict] = {}       # finished, not yet in a saved snapshot
+            self._ready: dict[str, dict] = {}         # in a saved snapshot: safe to write
 
         def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
             # A trial restored from its final checkpoint (its completion not yet in the experiment
             # state when the driver died) completes again without training: keep its first row.
             if (trial.last_result and "test/macro_auc" in trial.last_result
                     and trial.trial_id not in set(read_rows(out).get("trial_id", []))):
-                append_rows(out, [_row_for(trial.config, trial.last_result, trial.trial_id,
-                                           trial.checkpoint, out)])
+                self._pending[trial.trial_id] = _row_for(trial.config, trial.last_result, trial.trial_id,
+                                                         trial.checkpoint, out)
+
+        def get_state(self) -> None:
+            self._ready.update(self._pending)
+            self._pending.clear()
+            return None                               # nothing of ours to keep in the snapshot
+
+        def _flush(self, rows: dict[str, dict]) -> None:
+            have = set(read_rows(out).get("trial_id", []))
+            new = [r for tid, r in rows.items() if tid not in have]
+            if new:
+                append_rows(out, new)
+            rows.clear()
+
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            if self._ready:
+                self._flush(self._ready)
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            self._ready.update(self._pending)
+            self._pending.clear()
+            self._flush(self._ready)
 
     return ResultsWriter()
 
