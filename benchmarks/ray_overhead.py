@@ -101,8 +101,8 @@ def run(preset: str, concurrency: int | None, reuse_actors: bool, cold_cache: bo
         stages["_fit_start"] = time.perf_counter()
         stages["_fit_wall0"] = time.time()
 
-    def callbacks(out):       # the runner's results writer plus our marks, as one callback
-        writer, marks = orig_cb(out), tl.callback()
+    def callbacks(out, fs=None):       # the runner's results writer plus our marks, as one callback
+        writer, marks = orig_cb(out, fs), tl.callback()
 
         class Both(type(writer)):
             def on_trial_result(self, *a, **k):

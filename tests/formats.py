@@ -52,10 +52,14 @@ def write_wfdb(directory: Path, name: str, names: list[str], d: np.ndarray, fs: 
 
 
 def write_challenge(directory: Path, name: str, dx: str | None, n: int = 1000, fs: int = 500,
-                    leads: list[str] = list(LEADS), seed: int = 0, mat_format: str = "4") -> np.ndarray:
-    """A Challenge record: MATLAB ``val`` (int16, 1000/mV) + header with ``# Dx:``; returns ``val``."""
+                    leads: list[str] = list(LEADS), seed: int = 0, mat_format: str = "4",
+                    val: np.ndarray | None = None) -> np.ndarray:
+    """A Challenge record: MATLAB ``val`` (int16, 1000/mV) + header with ``# Dx:``; returns ``val``.
+
+    ``val`` (leads, n) int16 gives the samples; by default they are random integers."""
     directory.mkdir(parents=True, exist_ok=True)
-    val = digital(len(leads), n, seed)
+    val = digital(len(leads), n, seed) if val is None else np.asarray(val, np.int16)
+    n = val.shape[1]
     scipy.io.savemat(directory / f"{name}.mat", {"val": val}, format=mat_format)
     lines = [f"{name} {len(leads)} {fs} {n}"]
     for lead, row in zip(leads, val):

@@ -41,3 +41,16 @@ def marked_pids(marker: str) -> list[int]:
             except OSError:
                 pass
     return pids
+
+
+def cmdline(pid: int) -> str:
+    """A process's command line; Ray workers show their task, e.g. 'ray::ImplicitFunc.train'."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def titled_pids(marker: str, prefix: str) -> list[int]:
+    """Marked processes whose command line starts with `prefix` (a Ray actor class, say)."""
+    return [p for p in marked_pids(marker) if cmdline(p).startswith(prefix)]

@@ -162,7 +162,9 @@ def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, 
               "dropped": dropped, "length_fix": dict(lengths), "length_policy":
               f"first {seconds} s kept; shorter records zero-padded at the end (min {min_seconds} s)",
               "flat_lead_records": flat_records, "absent_lead_records": absent_records,
-              "fold_source": fold_source}
+              "fold_source": fold_source,
+              # label codes outside the task's classes (SNOMED for Challenge sources): ignored, counted
+              "unknown_codes": dict(sorted(getattr(src, "unknown_codes", {}).items()))}
     return ECGDataset(name=src.name, task=task, signals=np.stack(rows), labels=labels, classes=list(classes),
                       fs=fs, record_ids=rec_ids, patient_ids=pat_ids, folds=folds,
                       class_groups=dict(index.class_groups), report=report)
@@ -225,6 +227,7 @@ def format_report(report: dict[str, Any]) -> str:
              f"  records listed {report.get('records_listed', report['n_records'])}, "
              f"kept {report['n_records']} ({report['n_patients']} patients)",
              f"  dropped by reason: {report.get('dropped_by_reason') or 'none'}",
+             f"  label codes ignored (not a class of the task): {report.get('unknown_codes') or 'none'}",
              f"  length fix: {report.get('length_fix', 'n/a')}; "
              f"records with flat leads: {len(report.get('flat_lead_records', []))}, "
              f"with absent (zero-filled) leads: {len(report.get('absent_lead_records', []))}",

@@ -106,7 +106,9 @@ def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig,
     rng = np.random.default_rng([cfg.seed, epoch])
     torch.manual_seed(cfg.seed * 100_003 + epoch)
     model.train()
-    perm = data.train[rng.permutation(len(data.train))][rank::world_size]
+    perm = data.train[rng.permutation(len(data.train))]
+    # DDP: every rank must take the same number of steps or the gradient all-reduce hangs
+    perm = perm[:len(perm) - len(perm) % world_size][rank::world_size] if world_size > 1 else perm
     loss_fn = nn.BCEWithLogitsLoss()
     crop = getattr(model, "crop_s", None)
     losses = []
@@ -139,7 +141,7 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
     ds = data.ds if data is not None else load_dataset(cfg)
     model = build_model(cfg, len(ds.classes))
     data = data or build_inputs(cfg, model, ds)
-    steps_per_epoch = math.ceil(len(data.train[rank::world_size]) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(data.train) // world_size / cfg.batch_size)
     opt, sched = make_optimizer(cfg, model, steps_per_epoch * cfg.epochs)
     start, best = 0, {"val_macro_auc": -1.0, "epoch": -1, "model": None}
     history: list[dict] = []

@@ -21,8 +21,12 @@ from beat_ray.train.tune_fn import PREDICTIONS_FILE, trainable, trial_resources
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: Path) -> dict:
+def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: Path, fs=None) -> dict:
     row = make_row(trial_config["trial"], metrics, trial_id)
+    if checkpoint is None and metrics.get("checkpoint_path"):
+        # a TorchTrainer trial: its checkpoints live in the Train run's storage, not in the Tune trial's
+        from ray.train import Checkpoint
+        checkpoint = Checkpoint(metrics["checkpoint_path"], filesystem=fs)
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
             p = Path(d) / PREDICTIONS_FILE
@@ -32,7 +36,15 @@ def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: 
     return row
 
 
-def _results_callback(out: Path):
+def _storage_fs(storage_path: str):
+    """The pyarrow filesystem of a `storage_path` URI (s3://, gs://); None for a local path."""
+    if "://" not in storage_path:
+        return None
+    import pyarrow.fs
+    return pyarrow.fs.FileSystem.from_uri(storage_path)[0]
+
+
+def _results_callback(out: Path, fs=None):
     from ray.tune import Callback
 
     class ResultsWriter(Callback):
@@ -57,7 +69,7 @@ def _results_callback(out: Path):
             if (trial.last_result and "test/macro_auc" in trial.last_result
                     and trial.trial_id not in set(read_rows(out).get("trial_id", []))):
                 self._pending[trial.trial_id] = _row_for(trial.config, trial.last_result, trial.trial_id,
-                                                         trial.checkpoint, out)
+                                                         trial.checkpoint, out, fs)
 
         def get_state(self) -> None:
             self._ready.update(self._pending)
@@ -138,12 +150,12 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
         tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells)},
                       tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials, reuse_actors=True),
                       run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,
-                                           callbacks=[_results_callback(out)],
+                                           callbacks=[_results_callback(out, _storage_fs(storage_path))],
                                            failure_config=FailureConfig(max_failures=max_failures),
                                            checkpoint_config=CheckpointConfig(num_to_keep=2)))
     grid = tuner.fit()
     have = set(read_rows(out).get("trial_id", []))      # rows the callback wrote stay as written
-    rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out)
+    rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out, _storage_fs(storage_path))
             for r in grid if r.error is None and r.metrics and "test/macro_auc" in r.metrics
             and r.metrics["trial_id"] not in have]
     if rows:

@@ -89,8 +89,11 @@ def trainable(config: dict[str, Any]) -> None:
         scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker=({"CPU": cfg.threads, "GPU": cfg.gpus_per_trial}
                                                            if cfg.use_gpu else {"CPU": cfg.threads})),
+        # the Tune run's own storage (filesystem included, so s3:// stays s3://); TuneReportCallback
+        # forwards each report's checkpoint location as metrics["checkpoint_path"] (runner reads it)
         run_config=RunConfig(name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}",
-                             storage_path=str(Path(ctx.get_storage().storage_fs_path)),
+                             storage_path=ctx.get_storage().storage_fs_path,
+                             storage_filesystem=ctx.get_storage().storage_filesystem,
                              callbacks=[TuneReportCallback()], failure_config=FailureConfig(max_failures=2)),
     )
     trainer.fit()
