@@ -1,8 +1,9 @@
 """Benchmark: BEAT-Net against the PTB-XL benchmark's CNNs, per dataset and task, over seeds.
 
-Launch on a cluster (one dataset per job; --data-root is that dataset's folder):
+Launch on a cluster (the paper preset covers PTB-XL, CPSC2018 and Chapman: one root per dataset):
     ray job submit --address http://HEAD:8265 --runtime-env cluster/runtime_env.yaml -- \
-        python experiments/benchmark.py --preset paper --data-root /data/ptb-xl/1.0.3 --storage-path s3://bucket/beat-ray
+        python experiments/benchmark.py --preset paper --storage-path s3://bucket/beat-ray \
+        --data-root ptbxl=/data/ptb-xl/1.0.3,cpsc2018=/data/cpsc2018,chapman=/data/chapman
 Locally:
     python experiments/benchmark.py --preset smoke
 """
@@ -51,7 +52,8 @@ PRESETS = {
                      only={"xresnet1d101": (("synth", "all"),)}),
     "paper": Benchmark(base=TrialConfig(epochs=50, batch_size=128, threads=4, use_gpu=True, gpus_per_trial=0.25),
                        models=Models(("beatnet",) + BASELINES, {"beatnet": {"size": "base"}}),
-                       tasks=(("ptbxl", "superdiagnostic"), ("ptbxl", "all"), ("ptbxl", "rhythm"))),
+                       tasks=(("ptbxl", "superdiagnostic"), ("ptbxl", "all"), ("ptbxl", "rhythm"),
+                              ("cpsc2018", "all"), ("chapman", "rhythm"))),
 }
 
 if __name__ == "__main__":

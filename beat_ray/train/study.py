@@ -55,12 +55,26 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def parse_data_root(value: str | None) -> dict[str, str]:
+    """`/data/ptb-xl` -> {"": path} (every real dataset); `ptbxl=/a,cpsc2018=/b` -> one root each."""
+    if not value:
+        return {}
+    if "=" not in value:
+        return {"": value}
+    pairs = [item.partition("=") for item in value.split(",") if item]
+    bad = [k for k, sep, v in pairs if not sep or not k or not v]
+    if bad:
+        raise SystemExit(f"--data-root: expected DATASET=PATH pairs separated by commas, got {value!r}")
+    return {k: v for k, _, v in pairs}
+
+
 def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=f"experiments/{study}.py")
     ap.add_argument("--preset", choices=sorted(presets), default="smoke")
     ap.add_argument("--storage-path", default=None, help="Ray Tune storage: local dir, NFS or s3://bucket/path")
     ap.add_argument("--name", default=None, help="experiment name; rerunning with the same name resumes")
-    ap.add_argument("--data-root", default=None, help="dataset folder for real datasets (paper preset)")
+    ap.add_argument("--data-root", default=None,
+                    help="folder of the real dataset (paper preset), or DATASET=PATH,... for several")
     ap.add_argument("--results-root", default=None, help="where results/<study>/<preset>/ goes")
     ap.add_argument("--max-concurrent-trials", type=int, default=None)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -68,11 +82,16 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
     a = ap.parse_args(argv)
     grid = presets[a.preset]
     base = auto_gpu(grid.base)
-    if a.data_root:
-        base = replace(base, root=a.data_root)
+    roots = parse_data_root(a.data_root)
+    if "" in roots:
+        base = replace(base, root=roots.pop(""))
     base = replace(base, **parse_overrides(a.set))
     grid = replace(grid, base=base)
-    cells = grid.cells()
+    cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
+    lacking = sorted({c["dataset"] for c in cells if c["dataset"] != "synth" and not c.get("root")})
+    if lacking:
+        raise SystemExit(f"--data-root is needed for {lacking}: one folder, or DATASET=PATH pairs "
+                         f"(e.g. --data-root ptbxl=/data/ptb-xl/1.0.3,cpsc2018=/data/cpsc2018)")
     print(f"{study}/{a.preset}: {len(cells)} trials")
     from beat_ray.train.runner import REPO, run_study
     out = run_study(cells, study=study, preset=a.preset, storage_path=a.storage_path, name=a.name,

@@ -1,0 +1,48 @@
+"""The shared study command line: overrides, data roots, and clear errors before any Ray starts."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from procs import load_presets
+
+from beat_ray.train.study import parse_data_root, parse_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_parse_overrides_types_and_unknown_keys():
+    assert parse_overrides(["epochs=5", "train_noise=ma:12", "use_gpu=false", "lr=0.003"]) == \
+        {"epochs": 5, "train_noise": "ma:12", "use_gpu": False, "lr": 0.003}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        parse_overrides(["epochs"])
+    with pytest.raises(Exception, match="epoch"):
+        parse_overrides(["epoch=5"])                        # a typo is an error, not a silent default
+
+
+def test_parse_data_root():
+    assert parse_data_root(None) == {}
+    assert parse_data_root("/data/ptb-xl") == {"": "/data/ptb-xl"}
+    assert parse_data_root("ptbxl=/a,cpsc2018=/b,") == {"ptbxl": "/a", "cpsc2018": "/b"}
+    with pytest.raises(SystemExit, match="DATASET=PATH"):
+        parse_data_root("ptbxl=/a,cpsc2018")
+
+
+def test_paper_preset_without_data_root_fails_before_ray():
+    run = subprocess.run([sys.executable, "experiments/benchmark.py", "--preset", "paper"], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "--data-root is needed for ['chapman', 'cpsc2018', 'ptbxl']" in run.stderr
+
+
+def test_every_study_has_three_presets_and_well_formed_cells():
+    for study in ("benchmark", "ablations", "data_efficiency", "noise_robustness"):
+        presets = load_presets(study)
+        assert set(presets) == {"smoke", "cpu", "paper"}, study
+        for name, grid in presets.items():
+            cells = grid.cells()
+            assert cells and len({repr(sorted(c.items())) for c in cells}) == len(cells), (study, name)
+    bench = load_presets("benchmark")["paper"].cells()
+    assert {c["dataset"] for c in bench} == {"ptbxl", "cpsc2018", "chapman"}
