@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench figures clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,17 +21,23 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
-# The main job: the data-efficiency study, smoke preset, on the embedded synth dataset.
+# The main job: the data-efficiency study, smoke preset, on the embedded synth dataset (~2.5 min on 2 CPUs).
+# DEMO_ARGS passes extra flags, e.g. DEMO_ARGS="--storage-path /tmp/s --name demo2".
 demo: install
-	$(BIN)/python -m beat_ray.data prepare --dataset synth --fs 100 --n-records 300
-	$(BIN)/python experiments/data_efficiency.py --preset smoke
+	$(BIN)/python -m beat_ray.data prepare --dataset synth --fs 100 --n-records 2000
+	$(BIN)/python experiments/data_efficiency.py --preset smoke $(DEMO_ARGS)
 	@echo "results: results/data_efficiency/smoke/trials.parquet (and trials.csv beside it)"
 
 test: install
 	$(BIN)/python -m pytest -q tests
 
+# Every benchmark (A-D), make demo and make figures, one after another: benchmarks/report.{json,md}.
 bench: install
-	$(BIN)/python benchmarks/data.py
+	$(BIN)/python benchmarks/run_all.py
+
+# Paper tables and figures from results/*/cpu (no Ray, no GPU): writes paper_figures/.
+figures: install
+	$(BIN)/python -m beat_ray.report
 
 clean:
 	rm -rf $(VENV) .cache

@@ -1,0 +1,259 @@
+"""The numbers behind every table and figure, computed once from the checked inputs.
+
+Point estimates are means over seeds of the rows' own sklearn metrics (`test/macro_auc`,
+`test/group_auc/<g>`), so each printed number traces to result rows; the stored predictions
+only supply the bootstrap distributions around them (see stats.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from beat_ray.data.leads import LEADS
+from beat_ray.data.synth import CLASS_GROUPS
+from beat_ray.report import stats
+from beat_ray.report.load import Cell, ResultsError, Study, cells, noise_columns
+
+REFERENCE_MODEL = "beatnet"
+# Rhythm classes of the real datasets (Fig. 3), beside synth's own "rhythm" group: PTB-XL's
+# statements flagged rhythm == 1, CPSC2018's rhythm labels, Chapman's rhythm task (and groups).
+REAL_RHYTHM_CLASSES: frozenset[str] = frozenset({
+    "SR", "AFIB", "STACH", "SARRH", "SBRAD", "PACE", "SVARR", "BIGU", "AFLT", "SVTAC", "PSVT", "TRIGU",
+    "NSR", "AF", "PAC", "PVC",
+    "SB", "ST", "AFL", "SA", "SVT", "AT", "AVNRT", "AVRT", "SAAWR", "GSVT"})
+ATTENTION_LEAD = "II"
+
+
+def is_rhythm_class(name: str) -> bool:
+    """Synth classes of the 'rhythm' group, plus the documented real-dataset rhythm labels."""
+    return CLASS_GROUPS.get(name) == "rhythm" or name in REAL_RHYTHM_CLASSES
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate and its 95 % bootstrap interval (NaN bounds where there is none)."""
+
+    mean: float
+    lo: float = float("nan")
+    hi: float = float("nan")
+
+
+@dataclass
+class CellResult:
+    """One cell: macro-AUC and per-group AUC, each a mean over seeds, with bootstrap CIs."""
+
+    model: str
+    data: str                      # "<dataset>/<task>"
+    n_seeds: int
+    macro: Estimate
+    groups: dict[str, Estimate]
+    dist: np.ndarray               # (B,) bootstrap distribution of the macro-AUC
+    group_dist: dict[str, np.ndarray]
+    record_id: np.ndarray
+    fraction: float = 1.0
+
+
+class Bootstrap:
+    """Resample weights shared by every cell with the same number of test records."""
+
+    def __init__(self, n_boot: int = stats.N_BOOT, seed: int = stats.SEED):
+        self.n_boot, self.seed, self._w = n_boot, seed, {}
+
+    def weights(self, n: int) -> np.ndarray:
+        if n not in self._w:
+            self._w[n] = stats.resample_weights(n, self.n_boot, self.seed)
+        return self._w[n]
+
+
+def _groups(cell: Cell) -> dict[str, list[int]]:
+    """Class groups reported for a cell: those with a `test/group_auc/<g>` value in its rows."""
+    out = {}
+    for col in sorted(c for c in cell.rows.columns if c.startswith("test/group_auc/")):
+        g = col.split("/", 2)[2]
+        cols = [i for i, c in enumerate(cell.classes) if CLASS_GROUPS.get(c) == g]
+        if cols and cell.rows[col].notna().all():
+            out[g] = cols
+    return out
+
+
+def cell_result(cell: Cell, boot: Bootstrap, fraction: float = 1.0) -> CellResult:
+    aucs = stats.class_auc(cell.labels, cell.scores(), boot.weights(len(cell.record_id)))
+    groups = _groups(cell)
+    dist = stats.macro(aucs)
+    gdist = {g: stats.macro(aucs, cols) for g, cols in groups.items()}
+    r = cell.rows
+    return CellResult(
+        model=str(r["_model"].iloc[0]), data=f"{r['config/dataset'].iloc[0]}/{r['config/task'].iloc[0]}",
+        n_seeds=len(r), macro=Estimate(float(r["test/macro_auc"].mean()), *stats.ci(dist)),
+        groups={g: Estimate(float(r[f"test/group_auc/{g}"].mean()), *stats.ci(d)) for g, d in gdist.items()},
+        dist=dist, group_dist=gdist, record_id=cell.record_id, fraction=fraction)
+
+
+def model_order(names) -> list[str]:
+    """BEAT-Net first, then its variants, then the other models, each alphabetical."""
+    return sorted(set(names), key=lambda m: (not m.startswith(REFERENCE_MODEL), m != REFERENCE_MODEL, m))
+
+
+def benchmark(study: Study, boot: Bootstrap) -> list[CellResult]:
+    """Table 1: one result per (model, dataset/task)."""
+    return [cell_result(c, boot) for c in cells(study, ("_model", "config/dataset", "config/task"))]
+
+
+@dataclass
+class AblationResult:
+    result: CellResult
+    drop: Estimate | None                   # reference minus variant (positive = the variant is worse)
+    group_drops: dict[str, Estimate] = field(default_factory=dict)
+
+
+def _drop(ref_mean: float, var_mean: float, ref_dist: np.ndarray, var_dist: np.ndarray) -> Estimate:
+    return Estimate(ref_mean - var_mean, *stats.ci(ref_dist - var_dist))
+
+
+def ablations(study: Study, boot: Bootstrap) -> list[AblationResult]:
+    """Table 2: each variant against `beatnet` on the same data, paired over the same resamples."""
+    res = [cell_result(c, boot) for c in cells(study, ("_model", "config/dataset", "config/task"))]
+    out = []
+    for r in res:
+        ref = next((x for x in res if x.model == REFERENCE_MODEL and x.data == r.data), None)
+        if ref is None:
+            raise ResultsError([f"ablations: no '{REFERENCE_MODEL}' rows on {r.data} to measure drops against"])
+        if r is ref:
+            out.append(AblationResult(r, None))
+            continue
+        if not np.array_equal(ref.record_id, r.record_id):
+            raise ResultsError([f"ablations: {r.model} and {REFERENCE_MODEL} were tested on different records"])
+        drops = {g: _drop(ref.groups[g].mean, e.mean, ref.group_dist[g], r.group_dist[g])
+                 for g, e in r.groups.items() if g in ref.groups}
+        out.append(AblationResult(r, _drop(ref.macro.mean, r.macro.mean, ref.dist, r.dist), drops))
+    return out
+
+
+@dataclass
+class EfficiencyCurve:
+    model: str
+    data: str
+    points: list[CellResult]        # ascending label fraction, the last one is 100 %
+    full: float                     # mean-over-seeds macro-AUC at 100 %
+    recovery: float                 # see stats.recovery_fraction
+
+
+def label_efficiency(study: Study, boot: Bootstrap) -> list[EfficiencyCurve]:
+    """Table 3 / Fig. 1: macro-AUC per label fraction and the fraction that recovers full data."""
+    keys = ("_model", "config/dataset", "config/task", "config/label_fraction")
+    res = [cell_result(c, boot, float(c.key[3])) for c in cells(study, keys)]
+    curves = []
+    for (model, data) in sorted({(r.model, r.data) for r in res}):
+        pts = sorted((r for r in res if (r.model, r.data) == (model, data)), key=lambda r: r.fraction)
+        if not np.isclose(pts[-1].fraction, 1.0):
+            raise ResultsError([f"data_efficiency: {model} on {data} has no label_fraction 1.0 rows"])
+        full = pts[-1].macro.mean
+        rec = stats.recovery_fraction([p.fraction for p in pts], [p.macro.hi for p in pts], full)
+        curves.append(EfficiencyCurve(model, data, pts, full, rec))
+    return curves
+
+
+@dataclass
+class NoiseCurve:
+    model: str
+    data: str
+    n_seeds: int
+    clean: tuple[float, float, float]                        # mean, min, max over seeds
+    kinds: dict[str, list[tuple[float, float, float, float]]]  # kind -> [(snr, mean, min, max)]
+
+
+def noise(study: Study) -> list[NoiseCurve]:
+    """Fig. 2 / noise table: macro-AUC per noise kind and SNR from the rows (no predictions under
+    noise are stored, so the band is the range over seeds, not a bootstrap CI)."""
+    cols = noise_columns(study.rows)
+    out = []
+    for c in cells(study, ("_model", "config/dataset", "config/task")):
+        r = c.rows
+        kinds = {k: [(snr, *_mean_min_max(r[col])) for snr, col in v if r[col].notna().all()]
+                 for k, v in cols.items()}
+        out.append(NoiseCurve(str(r["_model"].iloc[0]), f"{r['config/dataset'].iloc[0]}/{r['config/task'].iloc[0]}",
+                              len(r), _mean_min_max(r["test/macro_auc"]), {k: v for k, v in kinds.items() if v}))
+    return out
+
+
+def _mean_min_max(col: pd.Series) -> tuple[float, float, float]:
+    v = col.astype(float)
+    return float(v.mean()), float(v.min()), float(v.max())
+
+
+@dataclass
+class Cost:
+    model: str
+    data: str
+    n_seeds: int
+    params: int
+    samples_per_s: float          # mean over seeds of n_train * epochs / train_seconds
+    train_s: float                # mean over seeds
+    train_s_sd: float
+    trial_s: float                # mean wall time of the whole trial (Ray's time_total_s), NaN if absent
+
+
+def cost(study: Study) -> list[Cost]:
+    """Model-cost table from the benchmark rows."""
+    out = []
+    for c in cells(study, ("_model", "config/dataset", "config/task")):
+        r = c.rows
+        sps = r["n_train"].astype(float) * r["epoch"].astype(float) / r["train_seconds"].astype(float)
+        ts = r["train_seconds"].astype(float)
+        trial = float(r["time_total_s"].astype(float).mean()) if "time_total_s" in r else float("nan")
+        out.append(Cost(str(r["_model"].iloc[0]), f"{r['config/dataset'].iloc[0]}/{r['config/task'].iloc[0]}",
+                        len(r), int(r["n_params"].median()), float(sps.mean()), float(ts.mean()),
+                        float(ts.std(ddof=1)) if len(r) > 1 else float("nan"), trial))
+    return out
+
+
+@dataclass
+class Attention:
+    data: str
+    n_seeds: int
+    n_records: int
+    classes: list[str]
+    heatmap: np.ndarray                     # (C, 12) mean lead attention per class
+    rhythm: list[str]
+    shares: dict[str, Estimate]             # "rhythm", "non-rhythm", "difference"
+    trial_ids: list[str]
+
+
+def pick_attention_cell(study: Study) -> Cell | None:
+    """The benchmark's beatnet cell for Fig. 3: task 'all' preferred, every seed with attention."""
+    cs = [c for c in cells(study, ("config/model", "config/dataset", "config/task"))
+          if c.key[0] == REFERENCE_MODEL and c.attention() is not None]
+    cs.sort(key=lambda c: (c.key[2] != "all", c.key[1], c.key[2]))
+    return cs[0] if cs else None
+
+
+def attention(study: Study, boot: Bootstrap) -> Attention:
+    """Fig. 3: class x lead heatmap, and lead-II share for rhythm vs non-rhythm classes."""
+    cell = pick_attention_cell(study)
+    if cell is None:
+        raise ResultsError(["benchmark: no beatnet cell whose every seed stored lead_attention (Fig. 3)"])
+    att, y = cell.attention(), cell.labels.astype(float)
+    classes = list(cell.classes)
+    present = y.sum(0) > 0
+    rhythm = [i for i, c in enumerate(classes) if is_rhythm_class(c) and present[i]]
+    other = [i for i, c in enumerate(classes) if not is_rhythm_class(c) and present[i]]
+    groups = {"rhythm": rhythm, "non-rhythm": other}
+    lead = LEADS.index(ATTENTION_LEAD)
+    shares: dict[str, Estimate] = {}
+    if rhythm and other:
+        point = stats.lead_share(y, att, np.ones((1, len(y))), lead, groups)
+        dist = stats.lead_share(y, att, boot.weights(len(y)), lead, groups)
+        for g in groups:
+            shares[g] = Estimate(float(point[g][0]), *stats.ci(dist[g]))
+        shares["difference"] = Estimate(float(point["rhythm"][0] - point["non-rhythm"][0]),
+                                        *stats.ci(dist["rhythm"] - dist["non-rhythm"]))
+    r = cell.rows
+    return Attention(f"{cell.key[1]}/{cell.key[2]}", len(r), len(y), classes, stats.class_lead_means(y, att),
+                     [classes[i] for i in rhythm], shares, [str(t) for t in r["trial_id"]])
+
+
+def provenance_rows(study: Study) -> pd.DataFrame:
+    """Commit, dirty flag and row count per code version of one study (for the README)."""
+    return pd.DataFrame(study.provenance(), columns=["git_commit", "git_dirty", "rows"])

@@ -1,0 +1,303 @@
+"""Read `results/<study>/<preset>/` (rows + per-record test predictions) and check it is complete.
+
+Why one loader that collects every problem before anything is drawn: a paper build that stops
+at the first missing file makes the user rerun it once per file, and one that draws what it
+can leaves a half-updated figure set. So every study, column and predictions file is checked
+first, and all that is missing is reported in one `ResultsError` (exit code 2, no traceback).
+
+The report reads result files only: no Ray, no `beat_ray.train` import (the column names it
+needs are listed here, against the row contract in `beat_ray/train/results.py`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from beat_ray.report.stats import macro_point
+
+STUDIES: tuple[str, ...] = ("benchmark", "ablations", "data_efficiency", "noise_robustness")
+# Row columns each study must have (a subset of what beat_ray.train.results writes).
+COMMON_COLUMNS: tuple[str, ...] = ("study", "preset", "trial_id", "seed", "git_commit", "git_dirty",
+                                   "config/model", "config/dataset", "config/task", "test/macro_auc")
+STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "benchmark": ("predictions_file", "n_params", "n_train", "epoch", "train_seconds"),
+    "ablations": ("predictions_file",),
+    "data_efficiency": ("predictions_file", "config/label_fraction"),
+    "noise_robustness": (),
+}
+NOISE_COLUMN = re.compile(r"^noise/([^/]+)/([^/]+)/macro_auc$")
+PREDICTION_KEYS: tuple[str, ...] = ("record_id", "scores", "labels", "classes")
+# A stored predictions file must reproduce its row's sklearn test/macro_auc to this tolerance.
+AUC_TOLERANCE = 1e-6
+REALDATA_RECORD = ("ptbdb", "s0010_re")
+
+
+class ResultsError(Exception):
+    """Missing or partial inputs; `problems` lists each one (the CLI prints them, exit code 2)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        items = "\n".join(f"  - {p}" for p in self.problems)
+        return (f"cannot build the paper figures: {len(self.problems)} missing or partial input(s):\n{items}\n"
+                "Nothing was written.")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One trial's test predictions, rows sorted by record_id so seeds and models line up."""
+
+    record_id: np.ndarray           # (n,) str, sorted
+    scores: np.ndarray              # (n, C) float64
+    labels: np.ndarray              # (n, C) int8
+    classes: tuple[str, ...]
+    lead_attention: np.ndarray | None = None    # (n, 12), rows sum to 1 (BEAT-Net token models)
+
+
+@dataclass
+class Study:
+    """One study folder: its rows (with a `_model` label column) and predictions by trial_id."""
+
+    name: str
+    preset: str
+    folder: Path
+    rows: pd.DataFrame
+    predictions: dict[str, Predictions] = field(default_factory=dict)
+
+    def provenance(self) -> list[tuple[str, bool, int]]:
+        """(commit, dirty, n_rows) per distinct code version the rows came from, sorted."""
+        g = self.rows.groupby(["git_commit", "git_dirty"], sort=True).size()
+        return [(str(c), bool(d), int(n)) for (c, d), n in g.items()]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The seeds of one table cell (same study, model, data, task[, fraction]), aligned by record."""
+
+    key: tuple
+    rows: pd.DataFrame              # sorted by seed
+    preds: tuple[Predictions, ...]
+
+    @property
+    def record_id(self) -> np.ndarray:
+        return self.preds[0].record_id
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.preds[0].labels
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.preds[0].classes
+
+    def scores(self) -> np.ndarray:
+        """(seeds, n, C)."""
+        return np.stack([p.scores for p in self.preds])
+
+    def attention(self) -> np.ndarray | None:
+        """(seeds, n, 12), or None when any seed lacks lead attention."""
+        if any(p.lead_attention is None for p in self.preds):
+            return None
+        return np.stack([p.lead_attention for p in self.preds])
+
+
+def _model_labels(rows: pd.DataFrame) -> pd.Series:
+    """Model name, plus its kwargs only where one study runs the same model with several kwargs."""
+    kw = rows["config/model_kwargs"].map(kwargs_text) if "config/model_kwargs" in rows else pd.Series("", rows.index)
+    model = rows["config/model"].astype(str)
+    multi = model.map(pd.DataFrame({"m": model, "k": kw}).groupby("m")["k"].nunique()) > 1
+    return model.where(~multi, model + " (" + kw + ")")
+
+
+def read_predictions(path: Path, problems: list[str]) -> Predictions | None:
+    """Load and sort one npz; append a problem (and return None) if it is missing or malformed."""
+    if not path.is_file():
+        problems.append(f"predictions file missing: {path}")
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in PREDICTION_KEYS if k not in z.files]
+            if missing:
+                problems.append(f"predictions file {path} lacks {missing}")
+                return None
+            rid, scores = z["record_id"].astype(str), z["scores"].astype(np.float64)
+            labels, classes = z["labels"].astype(np.int8), tuple(z["classes"].astype(str).tolist())
+            att = z["lead_attention"].astype(np.float64) if "lead_attention" in z.files else None
+    except (OSError, ValueError) as exc:
+        problems.append(f"predictions file {path} is unreadable ({type(exc).__name__}: {exc})")
+        return None
+    n = len(rid)
+    if n == 0 or scores.shape != (n, len(classes)) or labels.shape != scores.shape or \
+            (att is not None and att.shape != (n, 12)):
+        problems.append(f"predictions file {path} has inconsistent shapes: record_id {rid.shape}, "
+                        f"scores {scores.shape}, labels {labels.shape}, classes {len(classes)}")
+        return None
+    order = np.argsort(rid, kind="stable")
+    return Predictions(rid[order], scores[order], labels[order], classes,
+                       None if att is None else att[order])
+
+
+def read_study(root: Path, name: str, preset: str, problems: list[str]) -> Study | None:
+    """Rows and predictions of one study; every gap becomes a line in `problems`."""
+    folder = Path(root) / name / preset
+    path = folder / "trials.parquet"
+    if not path.is_file():
+        problems.append(f"{name}: no results file {path}")
+        return None
+    try:
+        rows = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid / ArrowIOError for torn or foreign files
+        problems.append(f"{name}: cannot read {path} ({type(exc).__name__}: {exc})")
+        return None
+    if rows.empty:
+        problems.append(f"{name}: {path} has no rows")
+        return None
+    need = COMMON_COLUMNS + STUDY_COLUMNS[name]
+    missing = [c for c in need if c not in rows.columns]
+    if name == "noise_robustness" and not any(NOISE_COLUMN.match(c) for c in rows.columns):
+        missing.append("noise/<kind>/<snr>/macro_auc")
+    if missing:
+        problems.append(f"{name}: {path} lacks column(s) {missing}")
+        return None
+    bad = rows.loc[rows["test/macro_auc"].isna(), "trial_id"].tolist()
+    if bad:
+        problems.append(f"{name}: rows with no test/macro_auc (trials {bad})")
+        return None
+    rows = rows.sort_values(["trial_id"]).reset_index(drop=True)
+    rows["_model"] = _model_labels(rows)
+    study = Study(name, preset, folder, rows)
+    if "predictions_file" in STUDY_COLUMNS[name]:
+        n_before = len(problems)
+        for tid, rel in zip(rows["trial_id"], rows["predictions_file"]):
+            if not isinstance(rel, str) or not rel:
+                problems.append(f"{name}: trial {tid} names no predictions file")
+                continue
+            p = read_predictions(folder / rel, problems)
+            if p is not None:
+                study.predictions[str(tid)] = p
+        if len(problems) > n_before:
+            return None
+        _check_row_auc(study, problems)
+    return study
+
+
+def _check_row_auc(study: Study, problems: list[str]) -> None:
+    """Each predictions file must give its row's macro-AUC: the numbers trace back to the row."""
+    for tid, row_auc in zip(study.rows["trial_id"], study.rows["test/macro_auc"]):
+        p = study.predictions[str(tid)]
+        got = macro_point(p.labels, p.scores[None])
+        if not abs(got - float(row_auc)) <= AUC_TOLERANCE:
+            problems.append(f"{study.name}: predictions of trial {tid} give macro-AUC {got:.6f}, "
+                            f"its row says {float(row_auc):.6f}")
+
+
+def cells(study: Study, keys: tuple[str, ...], problems: list[str] | None = None) -> list[Cell]:
+    """Group a study's rows into cells by `keys` (row columns); seeds within a cell share records.
+
+    Where a (cell, seed) has several rows (a rerun), the one finished last is used.
+    """
+    rows = study.rows
+    if "finished_at" in rows:
+        rows = rows.sort_values(["finished_at", "trial_id"])
+    rows = rows.drop_duplicates(list(keys) + ["seed"], keep="last")
+    out, errs = [], []
+    for key, g in rows.groupby(list(keys), sort=True, dropna=False):
+        g = g.sort_values("seed")
+        preds = tuple(study.predictions[str(t)] for t in g["trial_id"]) if study.predictions else ()
+        for p in preds[1:]:
+            if not (np.array_equal(p.record_id, preds[0].record_id) and p.classes == preds[0].classes
+                    and np.array_equal(p.labels, preds[0].labels)):
+                errs.append(f"{study.name}: seeds of {key} were tested on different records or classes")
+                break
+        out.append(Cell(tuple(key) if isinstance(key, tuple) else (key,), g.reset_index(drop=True), preds))
+    if errs:
+        if problems is None:
+            raise ResultsError(errs)
+        problems.extend(errs)
+    return out
+
+
+def noise_columns(rows: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
+    """Noise kind -> [(snr_db, column)], SNR descending, from `noise/<kind>/<snr>/macro_auc`."""
+    out: dict[str, list[tuple[float, str]]] = {}
+    for c in rows.columns:
+        m = NOISE_COLUMN.match(c)
+        if m:
+            out.setdefault(m.group(1), []).append((float(m.group(2)), c))
+    return {k: sorted(v, reverse=True) for k, v in out.items()}
+
+
+def default_realdata() -> Path:
+    """$BEAT_RAY_REALDATA, else `<repo>/../shared/realdata` (CI clones the repo beside shared/)."""
+    import os
+
+    env = os.environ.get("BEAT_RAY_REALDATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "realdata"
+
+
+def read_realdata(realdata: Path, problems: list[str]) -> tuple[np.ndarray, float] | None:
+    """The PTB record s0010_re as (12, T) mV and fs, read by the library's own WFDB reader."""
+    from beat_ray.data.errors import RecordError
+    from beat_ray.data.wfdb_io import read_wfdb
+
+    path = Path(realdata).joinpath(*REALDATA_RECORD)
+    if not path.with_suffix(".hea").is_file():
+        problems.append(f"real record for Fig. 4 missing: {path}.hea (set --realdata or BEAT_RAY_REALDATA)")
+        return None
+    try:
+        return read_wfdb(path)
+    except RecordError as exc:
+        problems.append(f"real record for Fig. 4 unreadable: {exc}")
+        return None
+
+
+@dataclass
+class Inputs:
+    """Everything the report draws from, checked complete."""
+
+    results: Path
+    preset: str
+    studies: dict[str, Study]
+    record: tuple[np.ndarray, float]
+    realdata: Path
+
+
+def load_all(results: Path, preset: str, realdata: Path) -> Inputs:
+    """Read all four studies and the real record, or raise one ResultsError naming every gap."""
+    problems: list[str] = []
+    results = Path(results)
+    if not results.is_dir():
+        raise ResultsError([f"results folder {results} does not exist"])
+    studies = {}
+    for name in STUDIES:
+        s = read_study(results, name, preset, problems)
+        if s is not None:
+            studies[name] = s
+    if "benchmark" in studies and not _has_attention(studies["benchmark"]):
+        problems.append("benchmark: no beatnet trial with lead_attention in its predictions "
+                        "(needed for Fig. 3; rerun the benchmark with the current code)")
+    record = read_realdata(realdata, problems)
+    if problems:
+        raise ResultsError(problems)
+    return Inputs(results, preset, studies, record, Path(realdata))
+
+
+def _has_attention(study: Study) -> bool:
+    beat = study.rows[study.rows["config/model"] == "beatnet"]
+    return any(study.predictions[str(t)].lead_attention is not None for t in beat["trial_id"])
+
+
+def kwargs_text(value: object) -> str:
+    """config/model_kwargs as compact text, e.g. 'size=tiny' (rows store it as a JSON string)."""
+    try:
+        d = json.loads(value) if isinstance(value, str) else dict(value or {})
+    except (TypeError, ValueError):
+        return str(value)
+    return ", ".join(f"{k}={v}" for k, v in sorted(d.items()))

@@ -1,0 +1,144 @@
+"""Bootstrap confidence intervals over test records, computed from the stored predictions.
+
+Why a hand-written AUC: the CIs need ~1,000 resamples x seeds x classes x cells; sklearn's
+`roc_auc_score` in a loop would blow the 20-s budget of `make figures`. A bootstrap resample is
+the original test set with integer weights (how often each record was drawn), so the AUC of a
+resample is the Mann-Whitney U statistic with mid-ranks for ties, weighted by those counts:
+
+    AUC = sum_{pos i} w_i (sum_{neg j: s_j < s_i} w_j + 1/2 sum_{neg j: s_j = s_i} w_j) / (W_pos W_neg)
+
+computed for all resamples at once with one sort per (seed, class) (`class_auc`). With unit weights it is
+exactly sklearn's ROC AUC (tests/test_report.py checks both, ties included).
+
+A class whose labels take a single value in a resample has no AUC (sklearn raises); it is NaN
+there and left out of that resample's macro average, as `beat_ray.train.metrics.macro_auc` does
+for the point estimate. A resample in which no class is defined is dropped from the percentiles.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+N_BOOT = 1000
+SEED = 0
+LEVEL = 0.95
+
+
+def resample_weights(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
+    """(n_boot, n) draw counts of a bootstrap over n records; depends only on (n, n_boot, seed).
+
+    Every cell with the same sorted test records gets the same resamples, which pairs the
+    ablation drops and the per-seed averages for free.
+    """
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    flat = (idx + np.arange(n_boot)[:, None] * n).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.int32)
+
+
+def class_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mid-rank AUC: labels (n, C) 0/1, scores (S, n, C), integer weights (B, n) -> (S, B, C).
+
+    Per (seed, class): sort the negatives once, cumulate their draw counts per resample, and look
+    up each positive's count of lower negatives (plus half the tied ones) with two binary
+    searches. Integer arithmetic (twice the numerator) keeps it exact and fast.
+    NaN where a class has only positives or only negatives among the drawn records.
+    """
+    y = np.asarray(labels).astype(bool)
+    scores = np.asarray(scores, np.float64)
+    w_all = np.asarray(weights).astype(np.int32)
+    n_seeds, _, n_cls = scores.shape
+    out = np.full((n_seeds, len(w_all), n_cls), np.nan)
+    for c in range(n_cls):
+        pi, ni = np.flatnonzero(y[:, c]), np.flatnonzero(~y[:, c])
+        w_pos, w_neg = w_all[:, pi], w_all[:, ni]
+        wp, wn = w_pos.sum(1, dtype=np.int64), w_neg.sum(1, dtype=np.int64)
+        ok = (wp > 0) & (wn > 0)
+        if not ok.any():
+            continue
+        denom = np.where(ok, 2.0 * wp * wn, 1.0)
+        for s in range(n_seeds):
+            neg = scores[s, ni, c]
+            order = np.argsort(neg, kind="stable")
+            neg = neg[order]
+            cum = np.zeros((len(w_all), len(ni) + 1), np.int32)
+            np.cumsum(w_neg[:, order], axis=1, out=cum[:, 1:])
+            pos = scores[s, pi, c]
+            lo, hi = np.searchsorted(neg, pos, "left"), np.searchsorted(neg, pos, "right")
+            twice = cum[:, lo] + cum[:, hi]            # 2 x (lower negatives + half the tied ones)
+            num = np.einsum("bi,bi->b", w_pos, twice, dtype=np.int64)
+            out[s, :, c] = np.where(ok, num / denom, np.nan)
+    return out
+
+
+def auc_midrank(y: np.ndarray, s: np.ndarray) -> float:
+    """ROC AUC of one class (unit weights); NaN if y has a single value."""
+    return float(class_auc(np.asarray(y)[:, None], np.asarray(s, np.float64)[None, :, None],
+                           np.ones((1, len(y)), np.int32))[0, 0, 0])
+
+
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN slices stay NaN
+        return np.nanmean(a, axis=axis)
+
+
+def macro(aucs: np.ndarray, cols: list[int] | None = None) -> np.ndarray:
+    """(S, B, C) class AUCs -> (B,) mean over seeds of the macro average over `cols` (all if None)."""
+    a = aucs if cols is None else aucs[..., cols]
+    return _nanmean(a, axis=2).mean(0)
+
+
+def macro_point(labels: np.ndarray, scores: np.ndarray, cols: list[int] | None = None) -> float:
+    """Mean over seeds of macro-AUC on the full test set; scores (S, n, C)."""
+    return float(macro(class_auc(labels, scores, np.ones((1, len(labels)), np.int32)), cols)[0])
+
+
+def ci(dist: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of a bootstrap distribution (NaN resamples dropped; numpy 'linear')."""
+    d = np.asarray(dist, np.float64)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(d, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def recovery_fraction(fractions: list[float], upper: list[float], full: float) -> float:
+    """Smallest label fraction f such that at f and every larger fraction below 100 %, the CI upper
+    bound of the mean-over-seeds macro-AUC reaches the full-data mean AUC (1.0 if none does).
+
+    `fractions` ascending and ending with the full-data fraction (1.0), `upper` aligned with it.
+    """
+    f_star = fractions[-1]
+    for f, hi in zip(fractions[-2::-1], upper[-2::-1]):
+        if not hi >= full - 1e-12:
+            break
+        f_star = f
+    return float(f_star)
+
+
+def lead_share(labels: np.ndarray, attention: np.ndarray, weights: np.ndarray, lead: int,
+               groups: dict[str, list[int]]) -> dict[str, np.ndarray]:
+    """Share of lead attention on `lead`, per class group, for each resample.
+
+    For class c: the mean over its positive test records of attention[lead] (rows sum to 1, so
+    this is the fraction of attention on that lead), averaged over seeds. A group's share is the
+    mean over its classes (classes with no positive record in a resample are skipped).
+    labels (n, C), attention (S, n, 12), weights (B, n) -> {group: (B,)}.
+    """
+    y = np.asarray(labels, np.float64)
+    weights = np.asarray(weights, np.float64)
+    den = weights @ y                                                   # (B, C)
+    num = np.stack([(weights * a[:, lead]) @ y for a in attention])    # (S, B, C)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = (num / np.where(den > 0, den, np.nan)).mean(0)     # (B, C)
+    return {g: _nanmean(per_class[:, cols], axis=1) for g, cols in groups.items()}
+
+
+def class_lead_means(labels: np.ndarray, attention: np.ndarray) -> np.ndarray:
+    """(C, 12) mean attention per class over its positive records, averaged over seeds."""
+    y = np.asarray(labels, np.float64)
+    cnt = y.sum(0)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.mean([(y.T @ a) / np.where(cnt > 0, cnt, np.nan) for a in attention], axis=0)

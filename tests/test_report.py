@@ -1,0 +1,279 @@
+"""Issue E: `python -m beat_ray.report` rebuilds every table and figure from a results tree.
+
+Golden numbers come from tests/report_fixture.py, whose scores give each class an AUC of k/16;
+bootstrap CIs are checked against a plain scikit-learn loop over the same resamples.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from formats import realdata
+from report_fixture import (
+    CLASSES,
+    CONSTANT,
+    LABELS,
+    ONE_SWAP,
+    PERFECT,
+    make_results,
+    predictions,
+)
+from sklearn.metrics import roc_auc_score
+
+from beat_ray.report import analysis as an
+from beat_ray.report import build, stats
+from beat_ray.report.load import ResultsError, load_all
+
+REPO = Path(__file__).resolve().parents[1]
+N_BOOT = 100
+FILES = sorted([f"table{i}_{n}.{e}" for i, n in enumerate(
+    ["benchmark", "ablations", "label_efficiency", "model_cost", "noise_robustness", "lead_ii_share"], 1)
+    for e in ("md", "tex")] + [f"{f}.{e}" for f in ("fig1_data_efficiency", "fig2_noise_robustness",
+                                                      "fig3_interpretability", "fig4_tokenization")
+                                for e in ("png", "pdf")] + ["README.md"])
+
+
+# ------------------------------------------------------------------ the AUC behind every CI
+def test_midrank_auc_equals_sklearn_with_ties_and_resample_weights():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(2, 60))
+        y = rng.integers(0, 2, n)
+        s = rng.integers(0, 6, n) / 5.0                 # many ties
+        if 0 < y.sum() < n:
+            assert stats.auc_midrank(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        else:
+            assert np.isnan(stats.auc_midrank(y, s))    # sklearn raises: one label value
+    n, b = 40, 50
+    y = rng.integers(0, 2, (n, 3))
+    s = rng.normal(size=(2, n, 3)).round(1)
+    w = stats.resample_weights(n, b, seed=7)
+    idx = np.random.default_rng(7).integers(0, n, (b, n))
+    assert np.array_equal(w, np.stack([np.bincount(i, minlength=n) for i in idx]))
+    got = stats.class_auc(y, s, w)
+    for k in range(2):
+        for j in range(b):
+            for c in range(3):
+                yy = y[idx[j], c]
+                want = roc_auc_score(yy, s[k, idx[j], c]) if 0 < yy.sum() < n else np.nan
+                assert got[k, j, c] == pytest.approx(want, abs=1e-12, nan_ok=True)
+
+
+def test_recovery_fraction_needs_every_larger_fraction():
+    f = [0.05, 0.2, 0.5, 1.0]
+    assert stats.recovery_fraction(f, [0.6, 1.0, 0.9, 1.0], 1.0) == 1.0      # 50% misses: 20% does not count
+    assert stats.recovery_fraction(f, [0.6, 1.0, 1.0, 1.0], 1.0) == 0.2
+    assert stats.recovery_fraction(f, [1.0, 1.0, 1.0, 0.99], 1.0) == 0.05    # 100% is the reference itself
+
+
+# ------------------------------------------------------------------ golden tables
+def _reference_ci(per_seed_ks, n_boot=N_BOOT, cols=None):
+    """95% CI of the mean-over-seeds macro-AUC with sklearn, over the report's resamples."""
+    idx = np.random.default_rng(stats.SEED).integers(0, len(LABELS), (n_boot, len(LABELS)))
+    cols = range(len(CLASSES)) if cols is None else cols
+    dist = []
+    for i in idx:
+        per_seed = []
+        for ks in per_seed_ks:
+            s = predictions(ks)
+            aucs = [roc_auc_score(LABELS[i, c], s[i, c]) for c in cols if 0 < LABELS[i, c].sum() < len(i)]
+            per_seed.append(np.mean(aucs) if aucs else np.nan)
+        dist.append(np.mean(per_seed))
+    return np.array(dist)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = make_results(tmp_path_factory.mktemp("results"))
+    out = tmp_path_factory.mktemp("build") / "paper_figures"
+    inputs = load_all(root, "cpu", realdata())
+    boot = an.Bootstrap(N_BOOT)
+    nums = build.compute(inputs, boot)
+    build.run(root, out, "cpu", realdata(), n_boot=N_BOOT)
+    return root, out, nums
+
+
+def _md(out: Path, name: str) -> str:
+    return (out / f"{name}.md").read_text()
+
+
+def test_table1_benchmark_exact(built):
+    _, out, nums = built
+    by = {(r.model, r.data): r for r in nums["benchmark"]}
+    assert by[("beatnet", "synth/all")].macro.mean == 0.828125        # seeds (1+.75+.5+.875)/4, (1+1+.75+.75)/4
+    assert by[("resnet1d_wang", "synth/all")].macro.mean == 0.8125
+    assert by[("xresnet1d101", "synth/all")].macro.mean == 0.953125
+    assert by[("beatnet", "synth/rhythm")].macro == an.Estimate(1.0, 1.0, 1.0)
+    ref = stats.ci(_reference_ci([(16, 12, 8, 14), (16, 16, 12, 12)]))
+    assert (by[("beatnet", "synth/all")].macro.lo, by[("beatnet", "synth/all")].macro.hi) == pytest.approx(ref, abs=1e-12)
+    md = _md(out, "table1_benchmark")
+    lo, hi = ref
+    assert f"| beatnet | 0.828 [{lo:.3f}, {hi:.3f}] | **1.000 [1.000, 1.000]** |" in md
+    assert "| xresnet1d101 | **0.953 [" in md and md.rstrip().endswith("| – |")   # best bold; no rhythm run
+    assert "| resnet1d_wang | 0.812 [" in md
+    tex = (out / "table1_benchmark.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "resnet1d\\_wang & 0.812" in tex and "\\textbf{0.953 [" in tex
+
+
+def test_table2_ablations_exact_and_paired(built):
+    _, out, nums = built
+    ref, var = nums["ablations"]
+    assert ref.result.model == "beatnet" and ref.drop is None
+    assert var.result.macro.mean == 0.65625 and var.drop.mean == 0.21875
+    assert var.result.groups["rhythm"].mean == 0.5625 and var.group_drops["rhythm"].mean == 0.4375
+    assert var.group_drops["morphology"] == an.Estimate(0.0, 0.0, 0.0)        # same scores: paired drop is 0
+    d = _reference_ci([(16, 16, 12, 12)] * 2) - _reference_ci([(8, 10, 12, 12)] * 2)
+    assert (var.drop.lo, var.drop.hi) == pytest.approx(stats.ci(d), abs=1e-12)
+    md = _md(out, "table2_ablations")
+    assert "| Model | Macro-AUC | Δ vs beatnet | rhythm | Δ rhythm | morphology |" in md
+    assert "| beatnet_no_temporal | 0.656 [" in md and "| +0.219 [" in md and "| +0.000 [+0.000, +0.000] |" in md
+
+
+def test_table3_label_efficiency_hand_computed(built):
+    _, out, nums = built
+    curves = {c.model: c for c in nums["efficiency"]}
+    # beatnet: 20% averages a constant and a perfect seed (0.75 in every resample) < 1.0; 50% is perfect.
+    assert [p.macro.mean for p in curves["beatnet"].points] == [0.5, 0.75, 1.0, 1.0]
+    assert curves["beatnet"].points[1].macro == an.Estimate(0.75, 0.75, 0.75)
+    assert curves["beatnet"].recovery == 0.5
+    # resnet1d_wang: perfect at 20% but not at 50%, so "this and every larger fraction" fails until 100%.
+    assert curves["resnet1d_wang"].recovery == 1.0
+    # inception1d: one swapped pair in one seed; the mean misses 1.0 but the CI upper bound reaches it.
+    p20 = curves["inception1d"].points[1]
+    assert p20.macro.mean == (1 + (3 + 15 / 16) / 4) / 2 and p20.macro.hi == 1.0
+    assert curves["inception1d"].recovery == 0.2
+    assert (p20.macro.lo, p20.macro.hi) == pytest.approx(stats.ci(_reference_ci([PERFECT, ONE_SWAP])), abs=1e-12)
+    assert _reference_ci([CONSTANT, CONSTANT]).tolist() == [0.5] * N_BOOT
+    md = _md(out, "table3_label_efficiency")
+    assert "| Model | 5% | 20% | 50% | 100% | Recovers full-data AUC at |" in md
+    assert "| beatnet | 0.500 [0.500, 0.500] | 0.750 [0.750, 0.750] | 1.000 [1.000, 1.000] | " \
+           "1.000 [1.000, 1.000] | 50% |" in md
+    assert "1.000 [1.000, 1.000] | 100% (not below) |" in md             # resnet1d_wang
+    assert [ln.split(" | ")[-1] for ln in md.splitlines() if ln.startswith("| inception1d")] == ["20% |"]
+    assert "smallest label fraction f such that, at f and at every larger fraction" in md
+
+
+def test_cost_noise_and_attention_tables(built):
+    _, out, nums = built
+    assert "| beatnet | synth/all | 1,000 | 208 | 5.0 ± 1.4 | 11.0 | 2 |" in _md(out, "table4_model_cost")
+    md = _md(out, "table5_noise_robustness")
+    assert "| Model | Noise | clean | 24 dB | 0 dB | -6 dB |" in md
+    assert "| beatnet | baseline wander | 1.000 | 0.850 | 0.750 | 0.650 |" in md
+    assert "| beatnet | muscle artefact | 1.000 | 0.850 | 0.650 | 0.450 |" in md
+    att = nums["attention"]
+    assert att.data == "synth/all" and att.rhythm == ["SR", "AFIB"]
+    assert att.shares["rhythm"].mean == pytest.approx(0.4) and att.shares["non-rhythm"].mean == pytest.approx(0.3)
+    assert att.shares["difference"].mean == pytest.approx(0.1)
+    assert att.heatmap[0, 1] == pytest.approx(0.4) and att.heatmap[2, 0] == pytest.approx(0.7 / 11)
+    # CI: the same resamples, computed with plain loops
+    from report_fixture import LEAD_II
+    idx = np.random.default_rng(stats.SEED).integers(0, 8, (N_BOOT, 8))
+    diff = []
+    for i in idx:
+        share = [LEAD_II[i][LABELS[i, c] == 1].mean() if LABELS[i, c].any() else np.nan for c in range(4)]
+        diff.append(np.nanmean(share[:2]) - np.nanmean(share[2:]))
+    assert (att.shares["difference"].lo, att.shares["difference"].hi) == pytest.approx(stats.ci(diff), abs=1e-9)
+    assert "| rhythm | SR, AFIB | 0.400 [" in _md(out, "table6_lead_ii_share")
+
+
+def test_every_file_and_readme(built):
+    root, out, _ = built
+    assert sorted(os.listdir(out)) == FILES
+    for f in FILES:
+        assert (out / f).stat().st_size > 0
+    assert (out / "fig1_data_efficiency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "fig4_tokenization.pdf").read_bytes()[:5] == b"%PDF-"
+    readme = (out / "README.md").read_text()
+    for stem in ("fig1_data_efficiency", "fig2_noise_robustness", "fig3_interpretability", "fig4_tokenization"):
+        assert f"]({stem}.png)" in readme and f"({stem}.pdf)" in readme
+    for i in range(1, 7):
+        assert f"## Table {i}." in readme
+    assert "| ablations | `ablations/cpu/trials.parquet` | 4 | `0123456789abcdef0123456789abcdef01234567` | yes |" in readme
+    assert "| benchmark | `benchmark/cpu/trials.parquet` | 10 | `0123456789abcdef0123456789abcdef01234567` | no |" in readme
+    assert "Source: `ablations/cpu/trials.parquet`, commit `0123456789ab` (dirty)." in readme
+    assert "--preset cpu" in readme and str(root) not in readme
+
+
+# ------------------------------------------------------------------ the CLI, as `make figures` runs it
+PROBE = ("import sys; from beat_ray.report.__main__ import main; rc = main(sys.argv[1:]); "
+         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'torch') or m.startswith('beat_ray.train')); "
+         "print('IMPORTED', bad); sys.exit(rc)")
+
+
+def _cli(*args, seed="0"):
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    env.pop("SOURCE_DATE_EPOCH", None)
+    return subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], check=False, cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in sorted(os.listdir(folder))}
+
+
+def test_cli_reruns_are_byte_identical_and_never_import_ray(built, tmp_path):
+    root, first, _ = built
+    runs = []
+    for i, seed in enumerate(("1", "12345")):
+        out = tmp_path / f"run{i}"
+        p = _cli("--results", root, "--out", out, "--realdata", realdata(), "--n-boot", N_BOOT, seed=seed)
+        assert p.returncode == 0, p.stderr
+        assert "IMPORTED []" in p.stdout
+        runs.append(_hashes(out))
+    assert runs[0] == runs[1] == _hashes(first)
+    assert sorted(runs[0]) == FILES
+
+
+def _partial(tmp_path: Path) -> Path:
+    root = make_results(tmp_path / "results")
+    shutil.rmtree(root / "noise_robustness")
+    (root / "ablations" / "cpu" / "predictions" / "abl_00003.npz").unlink()
+    df = pd.read_parquet(root / "data_efficiency" / "cpu" / "trials.parquet")
+    df.drop(columns=["config/label_fraction"]).to_parquet(root / "data_efficiency" / "cpu" / "trials.parquet")
+    return root
+
+
+@pytest.mark.parametrize("case", ["empty", "partial", "no_realdata"])
+def test_missing_results_exit_2_with_message_and_write_nothing(tmp_path, case):
+    if case == "empty":
+        root = tmp_path / "results"
+        root.mkdir()
+        want = [f"{s}: no results file" for s in ("benchmark", "ablations", "data_efficiency", "noise_robustness")]
+    elif case == "partial":
+        root = _partial(tmp_path)
+        want = ["noise_robustness: no results file", "predictions file missing:", "abl_00003.npz",
+                "data_efficiency:", "lacks column(s) ['config/label_fraction']"]
+    else:
+        root = make_results(tmp_path / "results")
+        want = ["real record for Fig. 4 missing:", "nowhere/ptbdb/s0010_re.hea"]
+    out = tmp_path / "site" / "paper_figures"
+    out.parent.mkdir()
+    (out.parent / "keep.txt").write_text("old")
+    p = _cli("--results", root, "--out", out, "--realdata", tmp_path / "nowhere" if case == "no_realdata" else realdata())
+    assert p.returncode == 2
+    assert "Traceback" not in p.stderr + p.stdout
+    assert "cannot build the paper figures" in p.stderr and "Nothing was written." in p.stderr
+    for w in want:
+        assert w in p.stderr, p.stderr
+    assert sorted(os.listdir(out.parent)) == ["keep.txt"]           # no output folder, no temp folder
+
+
+def test_failed_build_leaves_previous_set_untouched(built, tmp_path):
+    root = _partial(tmp_path)
+    out = tmp_path / "paper_figures"
+    out.mkdir()
+    (out / "fig1_data_efficiency.png").write_bytes(b"previous")
+    with pytest.raises(ResultsError) as exc:
+        build.run(root, out, "cpu", realdata(), n_boot=10)
+    assert len(exc.value.problems) == 3
+    assert os.listdir(out) == ["fig1_data_efficiency.png"]
+    assert (out / "fig1_data_efficiency.png").read_bytes() == b"previous"
+    assert sorted(os.listdir(tmp_path)) == ["paper_figures", "results"]
