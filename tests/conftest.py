@@ -19,3 +19,10 @@ def beat_ray_cache(tmp_path_factory):
         os.environ.pop("BEAT_RAY_CACHE", None)
     else:
         os.environ["BEAT_RAY_CACHE"] = old
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run tests marked `autoscaler` last: they `ray stop --force`, which kills every Ray on the machine,
+    so no other test's Ray instance may start after (or run beside) them. Order is otherwise kept."""
+    items[:] = ([i for i in items if i.get_closest_marker("autoscaler") is None]
+                + [i for i in items if i.get_closest_marker("autoscaler") is not None])

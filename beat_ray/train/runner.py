@@ -138,17 +138,23 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
                  if os.environ.get("BEAT_RAY_CACHE") and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ
                  else None)      # in a `ray job`, the job's runtime env rules; a repeated key is an error
     prepare_inputs(cells)
-    res = trial_resources(TrialConfig.from_dict(cells[0]))
-    if max_concurrent_trials is None:
+    first = TrialConfig.from_dict(cells[0])
+    res = trial_resources(first)
+    if max_concurrent_trials is None and first.distributed:
+        # a TorchTrainer trial's driver needs only 0.01 CPU: without a cap, Tune would start a driver
+        # per cell that then waits for worker resources. Cap at what the cluster holds now.
         cpus = ray.cluster_resources().get("CPU", 1)
-        max_concurrent_trials = max(1, int(cpus // max(res.get("CPU", 1), 1)))
+        per_trial = first.workers * float(first.threads) + res.get("CPU", 0.0)
+        max_concurrent_trials = max(1, int(cpus // per_trial))
+    # Single-device trials need no cap: a trial is its own worker, so Tune starts what fits, and the
+    # pending ones are what an autoscaling cluster (e.g. a 0-CPU head) scales up for.
     fn = tune.with_resources(trainable, res)
     exp_path = f"{storage_path.rstrip('/')}/{name}"
     if Tuner.can_restore(exp_path):
         tuner = Tuner.restore(exp_path, trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
         tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells)},
-                      tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials, reuse_actors=True),
+                      tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials or None, reuse_actors=True),
                       run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,
                                            callbacks=[_results_callback(out, _storage_fs(storage_path))],
                                            failure_config=FailureConfig(max_failures=max_failures),

@@ -78,7 +78,7 @@ def trainable(config: dict[str, Any]) -> None:
         fit(cfg, _load_state(tune.get_checkpoint()),
             lambda m, state_fn: _report_with_checkpoint(tune.report, m, state_fn))
         return
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -86,9 +86,7 @@ def trainable(config: dict[str, Any]) -> None:
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"trial": cfg.to_dict()},
-        scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.use_gpu,
-                                     resources_per_worker=({"CPU": cfg.threads, "GPU": cfg.gpus_per_trial}
-                                                           if cfg.use_gpu else {"CPU": cfg.threads})),
+        scaling_config=scaling_config(cfg),
         # the Tune run's own storage (filesystem included, so s3:// stays s3://); TuneReportCallback
         # forwards each report's checkpoint location as metrics["checkpoint_path"] (runner reads it)
         run_config=RunConfig(name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}",
@@ -97,6 +95,17 @@ def trainable(config: dict[str, Any]) -> None:
                              callbacks=[TuneReportCallback()], failure_config=FailureConfig(max_failures=2)),
     )
     trainer.fit()
+
+
+def worker_resources(cfg: TrialConfig) -> dict[str, float]:
+    """What each TorchTrainer worker of a distributed trial asks for (one bundle per worker)."""
+    return {"CPU": float(cfg.threads), "GPU": cfg.gpus_per_trial} if cfg.use_gpu else {"CPU": float(cfg.threads)}
+
+
+def scaling_config(cfg: TrialConfig):
+    """The TorchTrainer's ScalingConfig for a distributed trial: `workers` workers, each `worker_resources`."""
+    from ray.train import ScalingConfig
+    return ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.use_gpu, resources_per_worker=worker_resources(cfg))
 
 
 def trial_resources(cfg: TrialConfig) -> dict[str, float]:

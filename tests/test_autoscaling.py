@@ -1,0 +1,170 @@
+"""Issue F: autoscaling shown on one machine. Ray's fake multi-node provider (`AutoscalingCluster`)
+starts a 0-CPU head and a worker type of 1 CPU with min_workers 0; the shrunk smoke data-efficiency
+sweep runs on it; worker nodes must appear while it runs and be gone after the idle timeout.
+
+`AutoscalingCluster.start()` and `.shutdown()` run `ray stop --force`, which kills EVERY Ray instance
+on the machine. So this test is marked `autoscaler`, tests/conftest.py runs such tests last, and it
+must never run beside another Ray user (`pytest -m "not autoscaler"` skips it).
+"""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from procs import load_presets
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+pytestmark = [pytest.mark.autoscaler, pytest.mark.ray, pytest.mark.slow]
+
+IDLE_TIMEOUT_MIN = 0.2            # 12 s: scale-down is checked within a minute or two
+MAX_WORKERS = 2
+SCALE_DOWN_DEADLINE_S = 120.0
+SWEEP_TIMEOUT_S = 900.0
+HEAD_KEY = "node:__internal_head__"
+
+
+def _local_autoscaling_cluster():
+    from ray.cluster_utils import AutoscalingCluster
+
+    class LocalAutoscalingCluster(AutoscalingCluster):
+        """Ray 2.60's wheel lacks fake_multi_node/example.yaml, which `_generate_config` reads;
+        build the same fake-multinode config here instead (../shared/docs/ray-notes.md)."""
+
+        def _generate_config(self, head_resources, worker_node_types, autoscaler_v2=False, **config_kwargs):
+            if autoscaler_v2:
+                raise NotImplementedError("autoscaler v2 also needs example.yaml on disk")
+            config = {
+                "cluster_name": "beat-ray-fake",
+                "max_workers": sum(t.get("max_workers", 0) for t in worker_node_types.values()),
+                "provider": {"type": "fake_multinode", "use_node_id_as_ip": True,
+                             "disable_node_updaters": True, "disable_launch_config_check": True},
+                "available_node_types": {
+                    **copy.deepcopy(worker_node_types),
+                    "ray.head.default": {"resources": dict(head_resources), "node_config": {}, "max_workers": 0},
+                },
+                "head_node_type": "ray.head.default",
+                "auth": {}, "docker": {}, "upscaling_speed": 1.0, "idle_timeout_minutes": 5,
+                "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
+                "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
+                "file_mounts": {}, "cluster_synced_files": [], "file_mounts_sync_continuously": False,
+                "rsync_exclude": [], "rsync_filter": [],
+            }
+            config.update(config_kwargs)
+            return config
+
+    return LocalAutoscalingCluster
+
+
+def _alive_workers() -> int:
+    import ray
+    return sum(1 for n in ray.nodes() if n["Alive"] and HEAD_KEY not in n["Resources"])
+
+
+class NodeSampler(threading.Thread):
+    """Counts alive worker nodes every `every_s` seconds: [(monotonic time, count), ...]."""
+
+    def __init__(self, every_s: float = 0.5):
+        super().__init__(daemon=True)
+        self.every_s, self.samples, self.errors = every_s, [], []
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            try:
+                self.samples.append((time.monotonic(), _alive_workers()))
+            except Exception as e:          # noqa: BLE001 - keep sampling; reported at the end
+                self.errors.append(repr(e))
+            self._halt.wait(self.every_s)
+
+    def stop(self):
+        self._halt.set()
+        self.join(timeout=10)
+
+    def first(self, after: float, pred) -> float | None:
+        return next((t for t, n in self.samples if t >= after and pred(n)), None)
+
+
+def test_workers_scale_up_for_a_sweep_and_back_to_zero(beat_ray_cache, tmp_path, monkeypatch):
+    import ray
+
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}      # AutoscalingCluster calls `ray`
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+    cells = load_presets("data_efficiency")["smoke"].cells()
+    cluster = _local_autoscaling_cluster()(
+        head_resources={"CPU": 0},
+        worker_node_types={"cpu_worker": {"resources": {"CPU": 1}, "node_config": {},
+                                          "min_workers": 0, "max_workers": MAX_WORKERS}},
+        idle_timeout_minutes=IDLE_TIMEOUT_MIN,
+    )
+    sampler = None
+    try:
+        cluster.start(override_env=env)
+        address = f"{ray._private.services.get_node_ip_address()}:6379"
+        ray.init(address=address, log_to_driver=False)
+        assert ray.cluster_resources().get("CPU", 0) == 0          # the head offers no CPU
+        time.sleep(5)
+        assert _alive_workers() == 0                                 # min_workers 0: nothing before demand
+
+        sampler = NodeSampler()
+        sampler.start()
+        res, storage = tmp_path / "results", tmp_path / "storage"
+        cmd = [sys.executable, "experiments/data_efficiency.py", "--preset", "smoke",
+               "--set", "n_records=300", "--set", "epochs=2",
+               "--results-root", str(res), "--storage-path", str(storage), "--name", "autoscale",
+               # a 0-CPU cluster would otherwise make run_study pick 1 concurrent trial
+               "--max-concurrent-trials", str(MAX_WORKERS)]
+        t_start = time.monotonic()
+        run = subprocess.run(cmd, cwd=REPO, env={**os.environ, "RAY_ADDRESS": address,
+                                                 "BEAT_RAY_CACHE": str(beat_ray_cache)},
+                             capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S, check=False)
+        t_end = time.monotonic()
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+
+        deadline = t_end + SCALE_DOWN_DEADLINE_S
+        while time.monotonic() < deadline and sampler.first(t_end, lambda n: n == 0) is None:
+            time.sleep(1)
+        sampler.stop()
+
+        during = [n for t, n in sampler.samples if t_start <= t <= t_end]
+        peak = max(during, default=0)
+        t_up = sampler.first(t_start, lambda n: n >= 1)
+        t_down = sampler.first(t_end, lambda n: n == 0)
+        print(f"\nautoscaling: {len(cells)} trials in {t_end - t_start:.1f} s; "
+              f"scale-up {t_up - t_start if t_up else float('nan'):.1f} s (sweep start -> first worker alive), "
+              f"peak {peak} worker nodes (max {MAX_WORKERS}), "
+              f"scale-down {t_down - t_end if t_down else float('nan'):.1f} s (sweep end -> 0 workers, "
+              f"idle timeout {IDLE_TIMEOUT_MIN * 60:.0f} s); {len(sampler.samples)} samples, "
+              f"{len(sampler.errors)} sampling errors")
+
+        assert not sampler.errors[:3], sampler.errors[:3]
+        assert during and during[0] == 0, during[:5]                # it started from zero workers
+        assert t_up is not None and t_up <= t_end, "no worker node came up during the sweep"
+        assert 1 <= peak <= MAX_WORKERS
+        assert t_down is not None, f"workers still alive {SCALE_DOWN_DEADLINE_S:.0f} s after the sweep"
+
+        rows = pd.read_parquet(res / "data_efficiency" / "smoke" / "trials.parquet")
+        assert len(rows) == len(cells)
+        assert rows["trial_id"].is_unique
+        want = sorted((c["model"], c["label_fraction"], c["seed"]) for c in cells)
+        got = sorted(zip(rows["config/model"], rows["config/label_fraction"], rows["config/seed"]))
+        assert got == want
+        assert (rows["config/n_records"] == 300).all() and (rows["epoch"] == 2).all()
+        assert rows["test/macro_auc"].between(0, 1).all()
+    finally:
+        if sampler is not None and sampler.is_alive():
+            sampler.stop()
+        ray.shutdown()
+        cluster.shutdown()
