@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         os.setpgrp()                      # one process group: Ctrl-C or a kill of the group stops every step
     except OSError:
         pass
+    # the code under test, read before the steps rewrite their own JSON under benchmarks/out/
+    sys.path.insert(0, str(REPO))
+    from beat_ray.train.results import git_info
+    commit, dirty = git_info(str(REPO))
     scratch = Path(tempfile.mkdtemp(prefix="bench_all_"))
     py = sys.executable
     previous = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else {}
@@ -155,9 +159,6 @@ def main(argv: list[str] | None = None) -> int:
                 results[step.name]["json"] = json.loads((OUT / step.json_out).read_text())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    sys.path.insert(0, str(REPO))
-    from beat_ray.train.results import git_info
-    commit, dirty = git_info(str(REPO))
     device = "cpu"
     if a.device != "cpu":
         device = (results.get("models", {}).get("json") or {}).get("device_name", a.device)
