@@ -1,9 +1,11 @@
-"""Process helpers shared by the tests that start real Ray processes (jobs, resume)."""
+"""Process helpers shared by the tests that start real Ray processes (jobs, resume, faults)."""
 from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,3 +56,20 @@ def cmdline(pid: int) -> str:
 def titled_pids(marker: str, prefix: str) -> list[int]:
     """Marked processes whose command line starts with `prefix` (a Ray actor class, say)."""
     return [p for p in marked_pids(marker) if cmdline(p).startswith(prefix)]
+
+
+def kill_pids(pids: list[int]) -> None:
+    """SIGKILL each pid; one that exited meanwhile is fine."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_gone(marker: str, timeout: float) -> list[int]:
+    """Wait up to `timeout` s for every marked process to exit; returns the ones still alive."""
+    deadline = time.monotonic() + timeout
+    while (left := marked_pids(marker)) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return left

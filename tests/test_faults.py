@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from procs import cmdline, marked_pids, titled_pids
+from procs import cmdline, kill_pids, titled_pids, wait_gone
 
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import fit
@@ -63,11 +63,7 @@ def _finish(proc, marker: str, tmp: Path) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 20
-        while marked_pids(marker) and time.monotonic() < deadline:
-            time.sleep(0.25)
-        for pid in marked_pids(marker):
-            os.kill(pid, signal.SIGKILL)
+        kill_pids(wait_gone(marker, 20))
 
 
 def _only_row(tmp: Path) -> pd.Series:

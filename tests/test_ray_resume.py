@@ -20,25 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from procs import load_presets, marked_pids
+from procs import kill_pids, load_presets, marked_pids
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ray
-
-
-def _wait_gone(marker: str, timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while (left := marked_pids(marker)) and time.monotonic() < deadline:
-        time.sleep(0.25)
-    return left
-
-
-def _kill(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _describe(pid: int) -> str:
@@ -114,7 +99,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(beat_ray_cache, 
                 and time.monotonic() < deadline:
             time.sleep(0.25)
         desc = {pid: _describe(pid) for pid in left}
-        _kill(marked_pids(marker))
+        kill_pids(marked_pids(marker))
         assert left == [], f"Ray processes survived the driver's SIGKILL: {desc}"
 
         before = _rows(out)
@@ -157,5 +142,5 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(beat_ray_cache, 
         print(f"killed after {len(before)} of {len(cells)} trials; "
               f"{len(resumed)} trial(s) continued from a checkpoint: {list(resumed['trial_id'])}")
     finally:
-        _kill(marked_pids(marker))
+        kill_pids(marked_pids(marker))
         shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -15,8 +15,19 @@ from typing import Any
 import numpy as np
 
 from beat_ray.train.config import TrialConfig
-from beat_ray.train.results import append_rows, make_row, read_rows, results_dir, save_predictions
-from beat_ray.train.tune_fn import PREDICTIONS_FILE, trainable, trial_resources
+from beat_ray.train.results import (
+    append_rows,
+    make_row,
+    read_rows,
+    results_dir,
+    save_predictions,
+)
+from beat_ray.train.tune_fn import (
+    PREDICTIONS_FILE,
+    trainable,
+    trial_resources,
+    worker_resources,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,10 +82,13 @@ def _results_callback(out: Path, fs=None):
                 self._pending[trial.trial_id] = _row_for(trial.config, trial.last_result, trial.trial_id,
                                                          trial.checkpoint, out, fs)
 
-        def get_state(self) -> None:
+        def _promote(self) -> None:
             self._ready.update(self._pending)
             self._pending.clear()
-            return None                               # nothing of ours to keep in the snapshot
+
+        def get_state(self) -> None:
+            """Tune calls this right after writing its snapshot; we keep no state of our own in it."""
+            self._promote()
 
         def _flush(self, rows: dict[str, dict]) -> None:
             have = set(read_rows(out).get("trial_id", []))
@@ -88,8 +102,7 @@ def _results_callback(out: Path, fs=None):
                 self._flush(self._ready)
 
         def on_experiment_end(self, trials: list, **info: Any) -> None:
-            self._ready.update(self._pending)
-            self._pending.clear()
+            self._promote()                           # the sweep is over: everything pending is final
             self._flush(self._ready)
 
     return ResultsWriter()
@@ -144,11 +157,12 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
         # a TorchTrainer trial's driver needs only 0.01 CPU: without a cap, Tune would start a driver
         # per cell that then waits for worker resources. Cap at what the cluster holds now.
         cpus = ray.cluster_resources().get("CPU", 1)
-        per_trial = first.workers * float(first.threads) + res.get("CPU", 0.0)
+        per_trial = first.workers * worker_resources(first)["CPU"] + res["CPU"]
         max_concurrent_trials = max(1, int(cpus // per_trial))
     # Single-device trials need no cap: a trial is its own worker, so Tune starts what fits, and the
     # pending ones are what an autoscaling cluster (e.g. a 0-CPU head) scales up for.
     fn = tune.with_resources(trainable, res)
+    fs = _storage_fs(storage_path)
     exp_path = f"{storage_path.rstrip('/')}/{name}"
     if Tuner.can_restore(exp_path):
         tuner = Tuner.restore(exp_path, trainable=fn, resume_unfinished=True, resume_errored=True)
@@ -156,12 +170,12 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
         tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells)},
                       tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials or None, reuse_actors=True),
                       run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,
-                                           callbacks=[_results_callback(out, _storage_fs(storage_path))],
+                                           callbacks=[_results_callback(out, fs)],
                                            failure_config=FailureConfig(max_failures=max_failures),
                                            checkpoint_config=CheckpointConfig(num_to_keep=2)))
     grid = tuner.fit()
     have = set(read_rows(out).get("trial_id", []))      # rows the callback wrote stay as written
-    rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out, _storage_fs(storage_path))
+    rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out, fs)
             for r in grid if r.error is None and r.metrics and "test/macro_auc" in r.metrics
             and r.metrics["trial_id"] not in have]
     if rows:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -110,9 +109,6 @@ def scaling_config(cfg: TrialConfig):
 
 def trial_resources(cfg: TrialConfig) -> dict[str, float]:
     """What one trial asks Ray for; the cluster configs are checked against this (issue F)."""
-    if not cfg.distributed:
-        res = {"CPU": float(cfg.threads)}
-        if cfg.use_gpu:
-            res["GPU"] = cfg.gpus_per_trial
-        return res
+    if not cfg.distributed:       # use_gpu is False here (it makes a trial distributed): a CPU bundle
+        return worker_resources(cfg)
     return {"CPU": 0.01}          # a driver that only launches a TorchTrainer; its workers ask for the rest
