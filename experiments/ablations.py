@@ -5,8 +5,11 @@
   beatnet_no_temporal    no rhythm transformer: masked mean over beats
   beatnet_patch          fixed patches instead of QRS-aligned beat tokens (no tokenization)
 
-On synth each removal should cost AUC on the class group designed for it (rhythm, morphology,
-territory); the report's Table 2 shows the drop per group.
+On synth (the positive control) each removal should cost AUC on the class group designed for it
+(rhythm, morphology, territory); the report's Table 2 shows the drop per group. On real PTB-XL
+(`--preset real`: superdiagnostic, fold rotation, the benchmark real preset's budget of 15 epochs)
+Table 2 shows each variant's pooled macro-AUC and its paired difference to beatnet.
+Measured wall time of `--preset real` on this 2-core machine: see MEASURED_REAL below.
 
 Launch on a cluster:
     ray job submit --address http://HEAD:8265 --runtime-env cluster/runtime_env.yaml -- \
@@ -23,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout without install
 
 from beat_ray.train.config import TrialConfig  # noqa: E402
-from beat_ray.train.study import Models, main  # noqa: E402
+from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl  # noqa: E402
 
 VARIANTS = ("beatnet", "beatnet_no_morphology", "beatnet_no_spatial", "beatnet_no_temporal", "beatnet_patch")
 
@@ -33,20 +36,26 @@ class Ablations:
     base: TrialConfig
     models: Models
     seeds: tuple[int, ...] = (0, 1, 2)
+    rotate: bool = False                 # fold rotation (see study.fold_seeds); False = official split
 
     def cells(self) -> list[dict]:
-        return [self.models.config(self.base, m, seed=s) for m in self.models.names for s in self.seeds]
+        return [self.models.config(self.base, m, seed=s, test_fold=k)
+                for m in self.models.names for k, s in fold_seeds(self.rotate, self.seeds)]
 
 
 def _sized(size: str) -> Models:
     return Models(VARIANTS, {v: {"size": size} for v in VARIANTS})
 
 
+MEASURED_REAL = "not yet measured"
 PRESETS = {
     "smoke": Ablations(base=TrialConfig(dataset="synth", task="all", n_records=300, epochs=2, batch_size=32),
                        models=_sized("tiny"), seeds=(0,)),
     "cpu": Ablations(base=TrialConfig(dataset="synth", task="all", n_records=3000, epochs=12, batch_size=64),
                      models=_sized("tiny")),
+    "real": Ablations(base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), task="superdiagnostic", epochs=15,
+                                       batch_size=64, threads=1),
+                      models=_sized("tiny"), rotate=True),
     "paper": Ablations(base=TrialConfig(dataset="ptbxl", task="superdiagnostic", epochs=50, batch_size=128,
                                         threads=4, use_gpu=True, gpus_per_trial=0.25),
                        models=_sized("base")),

@@ -37,10 +37,17 @@ def test_paper_preset_without_data_root_fails_before_ray():
     assert "--data-root is needed for ['chapman', 'cpsc2018', 'ptbxl']" in run.stderr
 
 
-def test_every_study_has_three_presets_and_well_formed_cells():
+def test_missing_data_root_folder_fails_before_ray(tmp_path):
+    run = subprocess.run([sys.executable, "experiments/ablations.py", "--preset", "real", "--data-root",
+                          str(tmp_path / "nowhere")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert f"data root {tmp_path / 'nowhere'} (ptbxl) does not exist" in run.stderr
+
+
+def test_every_study_has_four_presets_and_well_formed_cells():
     for study in ("benchmark", "ablations", "data_efficiency", "noise_robustness"):
         presets = load_presets(study)
-        assert set(presets) == {"smoke", "cpu", "paper"}, study
+        assert set(presets) == {"smoke", "cpu", "real", "paper"}, study
         for name, grid in presets.items():
             cells = grid.cells()
             assert cells and len({repr(sorted(c.items())) for c in cells}) == len(cells), (study, name)

@@ -44,10 +44,15 @@ def fix_length(x: np.ndarray, n: int) -> tuple[np.ndarray, str]:
 
 @dataclass
 class LeadStandardizer:
-    """Per-lead mean/std fitted on training records only."""
+    """Per-lead mean/std fitted on training records only.
+
+    `per_lead=False` is the PTB-XL benchmark's scaler: one StandardScaler over every sample of
+    every lead (helme's `standardize` flattens the training signals), broadcast to the 12 leads.
+    """
 
     mean: np.ndarray | None = None   # (12,)
     std: np.ndarray | None = None    # (12,)
+    per_lead: bool = True
 
     def fit(self, signals: np.ndarray, chunk: int = 512) -> "LeadStandardizer":
         """Streaming moments over (N, 12, T), so a memory-mapped cache is never loaded whole."""
@@ -62,6 +67,8 @@ class LeadStandardizer:
             count += block.shape[0] * block.shape[2]
         if count == 0:
             raise ValueError("cannot fit a standardizer on zero records")
+        if not self.per_lead:
+            s, s2, count = np.full(n_leads, s.sum()), np.full(n_leads, s2.sum()), count * n_leads
         self.mean = (s / count).astype(np.float32)
         var = s2 / count - (s / count) ** 2
         self.std = np.sqrt(np.maximum(var, 0)).astype(np.float32)

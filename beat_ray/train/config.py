@@ -10,6 +10,44 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
+N_FOLDS = 10
+# What each recipe fixes beyond the config's own fields. `default`: per-lead standardisation and the
+# best-validation epoch is scored. `benchmark`: the PTB-XL benchmark's recipe (helme/ecg_ptbxl_benchmarking,
+# see ../shared/docs/anchors.md): one global StandardScaler fitted on the training signals and the
+# final epoch's model scored; `hyperparameters` are what `recipe_config` sets with it (lr 1e-2,
+# 50 epochs of one-cycle at batch 128; 2.5-s crops and sliding-window max are the CNNs' own).
+RECIPES: dict[str, dict] = {
+    "default": {"scaler": "lead", "select": "best_val", "hyperparameters": {}},
+    "benchmark": {"scaler": "global", "select": "final",
+                  "hyperparameters": {"lr": 1e-2, "weight_decay": 1e-2, "epochs": 50, "batch_size": 128,
+                                      "schedule": "onecycle"}},
+}
+
+
+def fold_layout(test_fold: int, n_folds: int = N_FOLDS) -> tuple[tuple[int, ...], int, int]:
+    """(train folds, val fold, test fold) for one position of the fold rotation.
+
+    The validation fold is the one before the test fold, cyclically, so test_fold=10 is the
+    official PTB-XL split (train 1-8, val 9, test 10) and test_fold=1 validates on fold 10.
+    """
+    k = int(test_fold)
+    val = (k - 2) % n_folds + 1
+    return tuple(f for f in range(1, n_folds + 1) if f not in (k, val)), val, k
+
+
+def fold_layout_text(test_fold: int) -> str:
+    """'train 1-8 | val 9 | test 10' style text for results rows and captions."""
+    train, val, test = fold_layout(test_fold)
+    return f"train {','.join(map(str, train))} | val {val} | test {test}"
+
+
+def recipe_config(recipe: str) -> dict:
+    """The config fields a recipe sets (`--set recipe=benchmark` applies them; later --set keys win)."""
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; known: {sorted(RECIPES)}")
+    return {"recipe": recipe, **RECIPES[recipe]["hyperparameters"]}
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     # what is trained
@@ -23,6 +61,7 @@ class TrialConfig:
     n_records: int | None = None       # synth only
     data_seed: int = 0                 # synth generation and fold seed: fixed across training seeds
     label_fraction: float = 1.0        # nested labelled subset of the training split
+    test_fold: int = 10                # 10 = the official split (train 1-8, val 9, test 10); see fold_layout
     token_mode: str = "fixed"          # fixed | adaptive (patch models ask for patches themselves)
     max_beats: int = 32
     # how
@@ -32,6 +71,7 @@ class TrialConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-2
     schedule: str = "onecycle"         # onecycle | cosine
+    recipe: str = "default"            # default | benchmark (global scaler, final-epoch model): see RECIPES
     train_noise: str | None = None     # augmentation "kind:snr_db", e.g. "ma:12"
     eval_noise: tuple[str, ...] = ()   # after training, also score test under each "kind:snr_db"
     threads: int = 1                   # torch intra-op threads per worker
@@ -52,6 +92,12 @@ class TrialConfig:
         if "eval_noise" in d:
             d = {**d, "eval_noise": tuple(d["eval_noise"] or ())}
         return cls(**d)
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; known: {sorted(RECIPES)}")
+        if not 1 <= int(self.test_fold) <= N_FOLDS:
+            raise ValueError(f"test_fold must be in 1..{N_FOLDS}, got {self.test_fold}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

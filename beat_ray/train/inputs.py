@@ -1,11 +1,20 @@
 """What a trial feeds its model: indices of each split and batches in the model's own input kind.
 
 Arrays come from the memory-mapped caches of `data` and `tokenize`, so trials on one node share
-pages instead of each holding a copy. Records the tokenizer flagged (no usable beats) are dropped
-from every split for every model, so BEAT-Net and the CNNs are scored on the same records.
+pages instead of each holding a copy.
+
+One test set for every model: a record the tokenizer flags (no usable beats) stays in every
+split, so a model's score never depends on another model's tokenizer. A tokens model cannot
+learn from a record without tokens, so it skips flagged records in training, and its scores for a
+flagged validation or test record are the fallback: the class prevalence of its labelled training
+subset (an uninformative but defined prediction). The counts go into the results row
+(`n_fallback_val`, `n_fallback_test`, `n_flagged_train_skipped`).
+
+Splits follow `cfg.test_fold` (`fold_layout`): 10 is the official split, 1..10 the fold rotation.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +25,7 @@ from beat_ray.data.noise import add_noise
 from beat_ray.data.signal import LeadStandardizer
 from beat_ray.data.splits import nested_label_fractions
 from beat_ray.tokenize import TokenizerConfig, Tokens, tokenize, tokens_for
-from beat_ray.train.config import TrialConfig
+from beat_ray.train.config import RECIPES, TrialConfig, fold_layout
 
 
 @dataclass
@@ -29,11 +38,27 @@ class TrialData:
     test: np.ndarray
     input_kind: str
     tok_config: TokenizerConfig | None
-    n_flagged: int
+    flagged: np.ndarray               # (N,) bool: no tokens for this model (always False for signal models)
+    prevalence: np.ndarray            # (C,) label means of `train`: the fallback scores of a flagged record
+    n_flagged_train_skipped: int = 0
 
     @property
     def labels(self) -> np.ndarray:
         return self.ds.labels
+
+
+def split_indices(folds: np.ndarray, test_fold: int) -> dict[str, np.ndarray]:
+    """Record indices of train / val / test for one position of the fold rotation (sorted)."""
+    train_f, val_f, test_f = fold_layout(test_fold)
+    folds = np.asarray(folds)
+    return {"train": np.flatnonzero(np.isin(folds, train_f)), "val": np.flatnonzero(folds == val_f),
+            "test": np.flatnonzero(folds == test_f)}
+
+
+def record_set_hash(record_ids) -> str:
+    """16 hex digits of SHA-256 over the sorted record ids: equal hashes = the same test records."""
+    text = "\n".join(sorted(str(r) for r in record_ids))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def load_dataset(cfg: TrialConfig) -> ECGDataset:
@@ -46,25 +71,30 @@ def build_inputs(cfg: TrialConfig, model: torch.nn.Module, ds: ECGDataset | None
     ds = ds if ds is not None else load_dataset(cfg)
     kind = model.input_kind
     tokens, tok_cfg, scaler = None, None, None
-    ok = np.ones(len(ds), bool)
+    flagged = np.zeros(len(ds), bool)
     if kind == "tokens":
         mode = "patch" if getattr(model, "token_mode", "fixed") == "patch" else cfg.token_mode
         tok_cfg = TokenizerConfig(mode=mode, max_beats=cfg.max_beats)
         tokens = tokens_for(ds, tok_cfg)
-    # Same records for every model: drop what the (default) tokenizer flags, whatever the input kind.
-    flags = tokens.flags if tokens is not None and tok_cfg.mode != "patch" else tokens_for(ds).flags
-    ok &= np.array([not f for f in flags])
-    train_all = ds.indices("train")[ok[ds.indices("train")]]
-    val, test = (ds.indices(s)[ok[ds.indices(s)]] for s in ("val", "test"))
+        flagged = np.array([bool(f) for f in tokens.flags])
+    split = split_indices(ds.folds, cfg.test_fold)
+    train_all, val, test = split["train"], split["val"], split["test"]
+    # The labelled subset is drawn from the whole training split, so it is the same for every model.
     if cfg.label_fraction < 1.0:
         sub = nested_label_fractions(ds.labels[train_all], [cfg.label_fraction], seed=cfg.seed)[cfg.label_fraction]
         train = train_all[sub]
     else:
         train = train_all
+    skipped = int(flagged[train].sum())
+    train = train[~flagged[train]]
+    if len(train) == 0:
+        raise ValueError(f"{cfg.dataset}/{cfg.task} test_fold {cfg.test_fold}: no trainable training record")
     if kind == "signal":
-        # Lead statistics need no labels: fit on the whole training split, never on val/test.
-        scaler = LeadStandardizer().fit(ds.signals[np.sort(train_all)])
-    return TrialData(ds, tokens, scaler, train, val, test, kind, tok_cfg, int((~ok).sum()))
+        # Signal statistics need no labels: fit on the whole training split, never on val/test.
+        per_lead = RECIPES[cfg.recipe]["scaler"] == "lead"
+        scaler = LeadStandardizer(per_lead=per_lead).fit(ds.signals[np.sort(train_all)])
+    prevalence = ds.labels[train].astype(np.float32).mean(0)
+    return TrialData(ds, tokens, scaler, train, val, test, kind, tok_cfg, flagged, prevalence, skipped)
 
 
 def _noisy(x: np.ndarray, noise: str | None, fs: float, seed: int) -> np.ndarray:

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from beat_ray.models import create, sliding_window_logits
-from beat_ray.train.config import TrialConfig
-from beat_ray.train.inputs import TrialData, build_inputs, load_dataset, make_batch
+from beat_ray.train.config import RECIPES, TrialConfig, fold_layout_text
+from beat_ray.train.inputs import TrialData, build_inputs, load_dataset, make_batch, record_set_hash
 from beat_ray.train.metrics import evaluate, macro_auc
 
 EpochCallback = Callable[[dict[str, Any], Callable[[], dict]], None]
@@ -66,19 +66,27 @@ def _to(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Ten
 @torch.no_grad()
 def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int = 256,
             noise: str | None = None, seed: int = 0) -> np.ndarray:
-    """Sigmoid scores (len(idx), C); signal models use the benchmark's sliding-window max."""
+    """Sigmoid scores (len(idx), C); signal models use the benchmark's sliding-window max.
+
+    A record without tokens (flagged by a tokens model's tokenizer) gets the fallback scores,
+    the training prevalence, so every model scores every record (see inputs.py). Under `noise`
+    the record is re-tokenised and scored as it comes out.
+    """
     model.eval()
     rng = np.random.default_rng(seed)
-    out = []
-    for i in range(0, len(idx), batch_size):
-        b = _to(make_batch(data, idx[i:i + batch_size], train=False, rng=rng, noise=noise), model)
+    n_cls = data.labels.shape[1]
+    out = np.tile(data.prevalence.astype(np.float32), (len(idx), 1))
+    ok = np.flatnonzero(~data.flagged[idx]) if not noise else np.arange(len(idx))
+    for i in range(0, len(ok), batch_size):
+        pos = ok[i:i + batch_size]
+        b = _to(make_batch(data, idx[pos], train=False, rng=rng, noise=noise), model)
         if data.input_kind == "signal":
             logits = sliding_window_logits(model, b["signal"], data.ds.fs, model.eval_win_s,
                                            model.eval_stride_s, model.eval_reduce)
         else:
             logits = model(b)
-        out.append(torch.sigmoid(logits).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, data.labels.shape[1]), np.float32)
+        out[pos] = torch.sigmoid(logits).float().cpu().numpy()
+    return out if len(idx) else np.zeros((0, n_cls), np.float32)
 
 
 @torch.no_grad()
@@ -97,7 +105,9 @@ def lead_attention(model: nn.Module, data: TrialData, idx: np.ndarray, batch_siz
         att = model.explain(b)["lead_attention"]                     # (n, B, 12), 0 on padding
         valid = b["beat_mask"].to(att.dtype).unsqueeze(-1)           # (n, B, 1)
         out.append((att * valid).sum(1).div(valid.sum(1).clamp_min(1)).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 12), np.float32)
+    att = np.concatenate(out) if out else np.zeros((0, 12), np.float32)
+    att[data.flagged[idx]] = 1.0 / 12           # a fallback record has no attention: uniform, not zeros
+    return att
 
 
 def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig, epoch: int,
@@ -160,13 +170,14 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
         train_s += time.perf_counter() - t0
         val_scores = predict(model, data, data.val)
         val_auc = macro_auc(data.labels[data.val], val_scores)
-        if val_auc > best["val_macro_auc"]:
+        # recipe "default" scores the best-validation epoch; "benchmark" the final one, as helme's code does
+        if val_auc > best["val_macro_auc"] or (RECIPES[cfg.recipe]["select"] == "final" and epoch == cfg.epochs - 1):
             best = {"val_macro_auc": val_auc, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
         history.append({"epoch": epoch, "train_loss": loss, "val_macro_auc": val_auc})
         metrics = {"epoch": epoch + 1, "train_loss": loss, "val_macro_auc": val_auc,
                    "best_epoch": best["epoch"] + 1, "best_val_macro_auc": best["val_macro_auc"],
                    "train_seconds": train_s, "n_params": n_params, "n_train": len(data.train),
-                   "n_val": len(data.val), "n_test": len(data.test), "n_flagged_dropped": data.n_flagged}
+                   "n_val": len(data.val), "n_test": len(data.test), **record_metrics(data, cfg)}
         if epoch == cfg.epochs - 1:
             metrics.update(final_test_metrics(model, best["model"], data))
             metrics.update(noise_metrics(model, data, cfg))
@@ -176,6 +187,14 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
                                                "history": history, "train_s": train_s,
                                                "config": cfg.to_dict()})
     return metrics
+
+
+def record_metrics(data: TrialData, cfg: TrialConfig) -> dict[str, Any]:
+    """Which records a trial saw and scored, for the row: the test set is named by a hash."""
+    return {"n_records_dataset": len(data.ds), "test_records_sha": record_set_hash(data.ds.record_ids[data.test]),
+            "fold_layout": fold_layout_text(cfg.test_fold), "scaler": RECIPES[cfg.recipe]["scaler"],
+            "selection": RECIPES[cfg.recipe]["select"], "n_flagged_train_skipped": data.n_flagged_train_skipped,
+            "n_fallback_val": int(data.flagged[data.val].sum()), "n_fallback_test": int(data.flagged[data.test].sum())}
 
 
 def class_groups(ds) -> dict[str, list[int]]:

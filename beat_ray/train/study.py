@@ -1,23 +1,27 @@
 """What every study script shares: a grid declared as data, presets, and one command line.
 
 A study script declares a frozen dataclass grid and a dict of presets and calls `main`.
-`--preset smoke|cpu|paper`, `--storage-path` (local, NFS or s3://), `--name` (same name =
-resume), `--data-root` (real datasets) and `--results-root` are the same everywhere.
+`--preset smoke|cpu|real|paper`, `--storage-path` (local, NFS or s3://), `--name` (same name =
+resume), `--data-root` (real datasets), `--folds official|rotate` and `--results-root` are the
+same everywhere.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
-from beat_ray.train.config import TrialConfig
+from beat_ray.train.config import N_FOLDS, TrialConfig, recipe_config
 
 
 class Grid(Protocol):
     base: TrialConfig
+    rotate: bool
 
     def cells(self) -> list[dict]: ...
 
@@ -31,6 +35,27 @@ class Models:
 
     def config(self, base: TrialConfig, name: str, **changes) -> dict:
         return replace(base, model=name, model_kwargs=dict(self.kwargs.get(name, {})), **changes).to_dict()
+
+
+def shared_ptbxl() -> str:
+    """The `real` presets' default data: the 987-record PTB-XL release in `../shared/realdata/ptbxl`
+    ($BEAT_RAY_REALDATA/ptbxl where set); `--data-root` overrides it."""
+    env = os.environ.get("BEAT_RAY_REALDATA")
+    base = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "realdata"
+    return str((base / "ptbxl").resolve())
+
+
+def fold_seeds(rotate: bool, seeds: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(test_fold, seed) pairs of a grid.
+
+    Official split: fold 10 at every seed. Rotation (cross-fitting): every fold 1..10 is the test
+    fold once at the first seed, so every record gets exactly one test prediction from a model
+    that never saw its patient; the other seeds run on fold 10, so seed variance is measured on
+    the official split as well.
+    """
+    if not rotate:
+        return [(N_FOLDS, s) for s in seeds]
+    return [(k, seeds[0]) for k in range(1, N_FOLDS + 1)] + [(N_FOLDS, s) for s in seeds[1:]]
 
 
 def auto_gpu(base: TrialConfig) -> TrialConfig:
@@ -50,6 +75,8 @@ def parse_overrides(items: list[str]) -> dict:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
+    if "recipe" in out:                 # a recipe brings its hyperparameters; explicit --set keys win
+        out = {**recipe_config(str(out["recipe"])), **out}
     TrialConfig.from_dict(out)          # fail now on unknown keys, not inside a trial
     return out
 
@@ -76,6 +103,9 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
                     help="folder of the real dataset (paper preset), or DATASET=PATH,... for several")
     ap.add_argument("--results-root", default=None, help="where results/<study>/<preset>/ goes")
     ap.add_argument("--max-concurrent-trials", type=int, default=None)
+    ap.add_argument("--folds", choices=("official", "rotate"), default=None,
+                    help="official: train 1-8, val 9, test 10 at every seed; rotate: each fold is the test "
+                         "fold once (first seed), other seeds on fold 10 (default: the preset's)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a base TrialConfig field, e.g. --set epochs=5 --set train_noise=ma:12")
     a = ap.parse_args(argv)
@@ -86,12 +116,18 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
         base = replace(base, root=roots.pop(""))
     base = replace(base, **parse_overrides(a.set))
     grid = replace(grid, base=base)
+    if a.folds is not None:
+        grid = replace(grid, rotate=a.folds == "rotate")
     cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
     lacking = sorted({c["dataset"] for c in cells if c["dataset"] != "synth" and not c.get("root")})
     if lacking:
         raise SystemExit(f"--data-root is needed for {lacking}: one folder, or DATASET=PATH pairs "
                          f"(e.g. --data-root ptbxl=/data/ptb-xl/1.0.3,cpsc2018=/data/cpsc2018)")
-    print(f"{study}/{a.preset}: {len(cells)} trials")
+    gone = sorted({(c["root"], c["dataset"]) for c in cells if c.get("root") and not Path(c["root"]).exists()})
+    if gone:
+        raise SystemExit("; ".join(f"data root {r} ({d}) does not exist" for r, d in gone)
+                         + " (the real presets read ../shared/realdata/ptbxl beside the repo; pass --data-root)")
+    print(f"{study}/{a.preset}: {len(cells)} trials ({'fold rotation' if grid.rotate else 'official split'})")
     from beat_ray.train.runner import REPO, run_study
     out = run_study(cells, study=study, preset=a.preset, storage_path=a.storage_path, name=a.name,
                     results_root=a.results_root or REPO / "results",
