@@ -35,9 +35,9 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
-# Paper tables and figures from results/*/cpu (no Ray, no GPU): writes paper_figures/.
+# Paper tables and figures of every preset with results (no Ray, no GPU): paper_figures/<preset>/.
 figures: install
-	$(BIN)/python -m beat_ray.report
+	$(BIN)/python -m beat_ray.report --all
 
 clean:
 	rm -rf $(VENV) .cache

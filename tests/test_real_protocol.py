@@ -9,15 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from formats import realdata
+
 from beat_ray.data import load
 from beat_ray.data.dataset import ECGDataset
+from beat_ray.data.splits import record_set_hash
 from beat_ray.models import create
 from beat_ray.tokenize import tokens_for
 from beat_ray.train.config import TrialConfig, fold_layout, recipe_config
-from beat_ray.train.inputs import build_inputs, record_set_hash, split_indices
+from beat_ray.train.inputs import build_inputs, split_indices
 from beat_ray.train.loop import fit, predict
 from beat_ray.train.study import fold_seeds, parse_overrides
-from tests.formats import realdata
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
@@ -122,6 +124,10 @@ def test_flagged_records_are_scored_by_every_model_beatnet_falls_back_to_prevale
     assert not np.allclose(scores[good], prev, atol=1e-3)              # a normal record is the model's own
     att = dict(zip(bm["_predictions"]["record_id"], bm["_predictions"]["lead_attention"]))
     np.testing.assert_allclose(att[ds.record_ids[bad_test[0]]], np.full(12, 1 / 12), atol=1e-7)
+    # under test-time noise every record is re-tokenised; one with no beats found falls back too
+    noisy = predict(create("beatnet", len(ds.classes), size="tiny"), bd, ds.indices("test")[:3], noise="ma:12")
+    np.testing.assert_allclose(noisy[:2], np.tile(prev, (2, 1)), rtol=0, atol=1e-7)
+    assert not np.allclose(noisy[2], prev, atol=1e-3)
 
 
 def test_benchmark_recipe_global_scaler_fitted_on_train_only():

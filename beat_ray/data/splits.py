@@ -7,6 +7,7 @@ every class present, and are fixed by the seed, so data-efficiency curves compar
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,3 +86,13 @@ def nested_label_fractions(labels: np.ndarray, fractions: Sequence[float], seed:
         k = max(int(np.ceil(f * n)), len(must))
         out[float(f)] = np.sort(order[:k])
     return out
+
+
+def record_set_hash(record_ids: Sequence[str]) -> str:
+    """16 hex digits of SHA-256 over the sorted record ids: equal hashes = the same record set.
+
+    Results rows carry it for their test split, and the report for its pooled record set, so
+    "every model was scored on the same records" can be checked from the files alone.
+    """
+    text = "\n".join(sorted(str(r) for r in record_ids))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

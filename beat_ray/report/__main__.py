@@ -16,7 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m beat_ray.report", description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results", help="results root holding <study>/<preset>/ (default: results)")
     p.add_argument("--out", default="paper_figures", help="output folder (default: paper_figures)")
-    p.add_argument("--preset", default="cpu", help="which preset's results to draw (default: cpu)")
+    p.add_argument("--preset", default="cpu", help="which preset's results to draw (default: cpu); every study "
+                                                    "of it must exist")
+    p.add_argument("--all", action="store_true",
+                   help="build every preset with results into OUT/<preset>/ (what `make figures` runs)")
     p.add_argument("--realdata", default=None,
                    help="real-record folder with ptbdb/s0010_re for Fig. 4 "
                         "(default: $BEAT_RAY_REALDATA, else <repo>/../shared/realdata)")
@@ -24,10 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=SEED, help=f"bootstrap RNG seed (default: {SEED})")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
-    from beat_ray.report.build import run
+    from beat_ray.report.build import run, run_all
 
     try:
-        files = run(a.results, a.out, a.preset, a.realdata or default_realdata(), a.n_boot, a.seed)
+        if a.all:
+            built = run_all(a.results, a.out, a.realdata or default_realdata(), a.n_boot, a.seed)
+            files = [f for fs in built.values() for f in fs]
+            print("presets: " + ", ".join(f"{p} ({len(fs)} files)" for p, fs in built.items()))
+        else:
+            files = run(a.results, a.out, a.preset, a.realdata or default_realdata(), a.n_boot, a.seed)
     except ResultsError as exc:
         print(exc.message(), file=sys.stderr)
         return 2

@@ -197,16 +197,17 @@ class Cost:
 
 def cost(study: Study) -> list[Cost]:
     """Model-cost table from the benchmark rows."""
-    out = []
-    for c in cells(study, ("_model", "config/dataset", "config/task")):
-        r = c.rows
-        sps = r["n_train"].astype(float) * r["epoch"].astype(float) / r["train_seconds"].astype(float)
-        ts = r["train_seconds"].astype(float)
-        trial = float(r["time_total_s"].astype(float).mean()) if "time_total_s" in r else float("nan")
-        out.append(Cost(str(r["_model"].iloc[0]), f"{r['config/dataset'].iloc[0]}/{r['config/task'].iloc[0]}",
-                        len(r), int(r["n_params"].median()), float(sps.mean()), float(ts.mean()),
-                        float(ts.std(ddof=1)) if len(r) > 1 else float("nan"), trial))
-    return out
+    return [cost_of(c.rows) for c in cells(study, ("_model", "config/dataset", "config/task"))]
+
+
+def cost_of(r: pd.DataFrame, label: str = "_model") -> Cost:
+    """One Cost from the rows of one model on one dataset/task (`label` names the model column)."""
+    sps = r["n_train"].astype(float) * r["epoch"].astype(float) / r["train_seconds"].astype(float)
+    ts = r["train_seconds"].astype(float)
+    trial = float(r["time_total_s"].astype(float).mean()) if "time_total_s" in r else float("nan")
+    return Cost(str(r[label].iloc[0]), f"{r['config/dataset'].iloc[0]}/{r['config/task'].iloc[0]}",
+                len(r), int(r["n_params"].median()), float(sps.mean()), float(ts.mean()),
+                float(ts.std(ddof=1)) if len(r) > 1 else float("nan"), trial)
 
 
 @dataclass

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 from beat_ray.report import analysis as an
-from beat_ray.report import figures, readme, tables
-from beat_ray.report.load import Inputs, load_all
+from beat_ray.report import figures, readme, rotation, tables
+from beat_ray.report.load import STUDIES, Inputs, ResultsError, load_all, read_realdata, read_study
 from beat_ray.report.stats import N_BOOT, SEED
 
 
@@ -59,11 +59,112 @@ def run(results: str | Path, out: str | Path, preset: str, realdata: str | Path,
     inputs = load_all(Path(results), preset, Path(realdata))
     boot = an.Bootstrap(n_boot, seed)
     nums = compute(inputs, boot)
+    return _atomic(Path(out), lambda tmp: render(inputs, nums, boot, tmp))
+
+
+# ------------------------------------------------------------------ every preset whose results exist
+SKIP_PRESETS = ("smoke",)          # the demo's and the tests' runs: plumbing, not results
+
+
+def presets_with_results(results: str | Path) -> list[str]:
+    """Presets that have at least one study's trials.parquet under `results` (real first)."""
+    found = {p.parent.name for s in STUDIES for p in Path(results).glob(f"{s}/*/trials.parquet")}
+    return sorted(found - set(SKIP_PRESETS), key=lambda p: (p != "real", p))
+
+
+def run_all(results: str | Path, out: str | Path, realdata: str | Path, n_boot: int = N_BOOT,
+            seed: int = SEED) -> dict[str, list[str]]:
+    """`make figures`: one folder `out/<preset>/` per preset with results, and `out/README.md` indexing them.
+
+    A preset with all four classic (official-split) studies gets the full figure set (`run`);
+    any other (e.g. `real`, rotated, with some studies not run yet) gets the tables and figures of
+    the studies it has, and says which are missing. Partial or corrupt study folders still fail.
+    """
+    presets = presets_with_results(results)
+    if not presets:
+        raise ResultsError([f"no results under {results} (looked for <study>/<preset>/trials.parquet)"])
+    built: dict[str, list[str]] = {}
+    for p in presets:
+        target = Path(out) / p
+        present = [s for s in STUDIES if (Path(results) / s / p / "trials.parquet").is_file()]
+        if len(present) == len(STUDIES) and not _any_rotation(results, p):
+            built[p] = run(results, target, p, realdata, n_boot, seed)
+        else:
+            built[p] = _atomic(target, lambda tmp: render_available(results, tmp, p, realdata, present,
+                                                                    an.Bootstrap(n_boot, seed)))
+    index = readme.index(built, {p: [s for s in STUDIES if (Path(results) / s / p / "trials.parquet").is_file()]
+                                 for p in built})
+    Path(out).mkdir(parents=True, exist_ok=True)
+    tmp = Path(out) / ".README.md.tmp"
+    tmp.write_text(index, encoding="utf-8")
+    os.replace(tmp, Path(out) / "README.md")
+    return built
+
+
+def _any_rotation(results, preset) -> bool:
+    import pandas as pd
+    for s in STUDIES:
+        path = Path(results) / s / preset / "trials.parquet"
+        if path.is_file():
+            rows = pd.read_parquet(path)
+            if "config/test_fold" in rows and (rows["config/test_fold"] != 10).any():
+                return True
+    return False
+
+
+def render_available(results, out: Path, preset: str, realdata, present: list[str], boot: an.Bootstrap) -> list[str]:
+    """Tables and figures of the studies a preset has; rotated studies are pooled (rotation.py)."""
+    problems: list[str] = []
+    studies = {s: read_study(Path(results), s, preset, problems) for s in present}
+    record = read_realdata(Path(realdata), problems)
+    unsupported = [s for s in ("data_efficiency", "noise_robustness") if studies.get(s) is not None
+                   and rotation.is_rotation(studies[s])]
+    problems += [f"{s}/{preset}: rotated rows are not pooled by the report yet (only benchmark and ablations are)"
+                 for s in unsupported]
+    if problems:
+        raise ResultsError(problems)
+    tabs, files, sections = [], [], []
+    if "benchmark" in studies:
+        res = rotation.pooled_results(studies["benchmark"], boot)
+        tabs.append(rotation.table(res, boot, preset, "table1_benchmark", "Table 1. Benchmark",
+                                   "Test macro-AUC of BEAT-Net and the PTB-XL benchmark's CNNs."))
+        rows = studies["benchmark"].rows
+        cost = tables.model_cost([an.cost_of(g) for _, g in rows.groupby(
+            ["_model", "config/dataset", "config/task"], sort=True)], preset)
+        cost.header[-1] = "Trials"
+        cost.caption = cost.caption.replace("(mean over seeds)", "(mean over trials: folds and seeds)").replace(
+            "mean ± SD over seeds", "mean ± SD over trials")
+        tabs.append(cost)
+        sections.append(("benchmark", res))
+    if "ablations" in studies:
+        res = rotation.pooled_results(studies["ablations"], boot)
+        tabs.append(rotation.table(res, boot, preset, "table2_ablations", "Table 2. Ablations",
+                                   "Test macro-AUC of BEAT-Net and its four ablations (one mechanism removed each)."))
+        sections.append(("ablations", res))
+    for t in tabs:
+        for ext, text in ((".md", t.markdown()), (".tex", t.latex())):
+            (out / f"{t.name}{ext}").write_text(text, encoding="utf-8")
+            files.append(f"{t.name}{ext}")
+    figs = []
+    with figures.style():
+        for name, res in sections:
+            stem = {"benchmark": "fig5_benchmark_folds", "ablations": "fig6_ablations_folds"}[name]
+            files += rotation.figure(res, out, stem, f"{name}, preset {preset}: per-fold and pooled macro-AUC")
+            figs.append((stem, name))
+        fig4, n_beats = figures.fig4_tokens(*record, out)
+        files += fig4
+    (out / "README.md").write_text(readme.build_available(preset, studies, tabs, figs, n_beats, boot),
+                                   encoding="utf-8")
+    return files + ["README.md"]
+
+
+def _atomic(out: Path, render_fn) -> list[str]:
+    """Render into a sibling temp dir, then move every file into `out` (a failure leaves `out` as it was)."""
     out = Path(out)
     parent = out.resolve().parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent if parent.is_dir() else None))
     try:
-        files = render(inputs, nums, boot, tmp)
+        files = render_fn(tmp)
         out.mkdir(parents=True, exist_ok=True)
         for f in files:
             if tmp.stat().st_dev == out.stat().st_dev:

@@ -109,11 +109,16 @@ class Cell:
 
 
 def _model_labels(rows: pd.DataFrame) -> pd.Series:
-    """Model name, plus its kwargs only where one study runs the same model with several kwargs."""
+    """Model name, plus its kwargs only where one study runs the same model with several kwargs, plus
+    its training recipe where that is not the default (e.g. 'xresnet1d101 (benchmark recipe)')."""
     kw = rows["config/model_kwargs"].map(kwargs_text) if "config/model_kwargs" in rows else pd.Series("", rows.index)
     model = rows["config/model"].astype(str)
     multi = model.map(pd.DataFrame({"m": model, "k": kw}).groupby("m")["k"].nunique()) > 1
-    return model.where(~multi, model + " (" + kw + ")")
+    label = model.where(~multi, model + " (" + kw + ")")
+    if "config/recipe" in rows:
+        recipe = rows["config/recipe"].astype(str)
+        label = label.where(recipe == "default", label + " (" + recipe + " recipe)")
+    return label
 
 
 def read_predictions(path: Path, problems: list[str]) -> Predictions | None:
@@ -204,6 +209,9 @@ def cells(study: Study, keys: tuple[str, ...], problems: list[str] | None = None
     Where a (cell, seed) has several rows (a rerun), the one finished last is used.
     """
     rows = study.rows
+    if "config/test_fold" in rows and rows["config/test_fold"].nunique() > 1 and "config/test_fold" not in keys:
+        raise ResultsError([f"{study.name}: rows span several test folds (fold rotation); per-seed cells cannot "
+                            "pool them: build with `python -m beat_ray.report --all` (make figures)"])
     if "finished_at" in rows:
         rows = rows.sort_values(["finished_at", "trial_id"])
     rows = rows.drop_duplicates(list(keys) + ["seed"], keep="last")

@@ -14,7 +14,6 @@ Splits follow `cfg.test_fold` (`fold_layout`): 10 is the official split, 1..10 t
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,12 +52,6 @@ def split_indices(folds: np.ndarray, test_fold: int) -> dict[str, np.ndarray]:
     folds = np.asarray(folds)
     return {"train": np.flatnonzero(np.isin(folds, train_f)), "val": np.flatnonzero(folds == val_f),
             "test": np.flatnonzero(folds == test_f)}
-
-
-def record_set_hash(record_ids) -> str:
-    """16 hex digits of SHA-256 over the sorted record ids: equal hashes = the same test records."""
-    text = "\n".join(sorted(str(r) for r in record_ids))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def load_dataset(cfg: TrialConfig) -> ECGDataset:

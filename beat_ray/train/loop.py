@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from beat_ray.data.splits import record_set_hash
 from beat_ray.models import create, sliding_window_logits
 from beat_ray.train.config import RECIPES, TrialConfig, fold_layout_text
-from beat_ray.train.inputs import TrialData, build_inputs, load_dataset, make_batch, record_set_hash
+from beat_ray.train.inputs import TrialData, build_inputs, load_dataset, make_batch
 from beat_ray.train.metrics import evaluate, macro_auc
 
 EpochCallback = Callable[[dict[str, Any], Callable[[], dict]], None]
@@ -70,7 +71,7 @@ def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int 
 
     A record without tokens (flagged by a tokens model's tokenizer) gets the fallback scores,
     the training prevalence, so every model scores every record (see inputs.py). Under `noise`
-    the record is re-tokenised and scored as it comes out.
+    every record is re-tokenised, and one in which no beat is found gets the same fallback.
     """
     model.eval()
     rng = np.random.default_rng(seed)
@@ -85,7 +86,11 @@ def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int 
                                            model.eval_stride_s, model.eval_reduce)
         else:
             logits = model(b)
-        out[pos] = torch.sigmoid(logits).float().cpu().numpy()
+        scores = torch.sigmoid(logits).float().cpu().numpy()
+        if "beat_mask" in b:                    # re-tokenised under noise: no beats found -> the fallback too
+            empty = ~b["beat_mask"].bool().any(1).cpu().numpy()
+            scores[empty] = data.prevalence
+        out[pos] = scores
     return out if len(idx) else np.zeros((0, n_cls), np.float32)
 
 

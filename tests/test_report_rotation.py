@@ -1,0 +1,136 @@
+"""Issue H's report: cross-fitted (fold-rotation) studies pooled into one prediction per record,
+paired CIs against beatnet, and `make figures` (--all) building every preset that has results."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from formats import realdata
+from report_fixture import make_results
+from sklearn.metrics import roc_auc_score
+
+from beat_ray.data.splits import record_set_hash
+from beat_ray.report import analysis as an
+from beat_ray.report import build, rotation, stats
+from beat_ray.report.load import ResultsError, read_study
+
+REPO = Path(__file__).resolve().parents[1]
+N_BOOT = 60
+CLASSES = ("MI", "NORM")
+N_PER_FOLD = 6
+RIDS = np.array([f"{i + 1}" for i in range(10 * N_PER_FOLD)])
+FOLD = np.repeat(np.arange(1, 11), N_PER_FOLD)
+RNG = np.random.default_rng(7)
+LABELS = np.stack([np.tile([1, 1, 1, 0, 0, 0], 10), np.tile([0, 1, 0, 1, 0, 1], 10)], 1).astype(np.uint8)
+
+
+def _scores(quality: float, seed: int) -> np.ndarray:
+    """Scores that rank the labels with noise: higher quality, higher AUC (different per model)."""
+    r = np.random.default_rng(seed)
+    return (quality * LABELS + r.random(LABELS.shape)).astype(np.float32)
+
+
+def _write_rotation(root: Path, study: str, arms: dict[str, float], dup: bool = False) -> Path:
+    folder = root / study / "real"
+    (folder / "predictions").mkdir(parents=True)
+    rows, n = [], 0
+    for model, quality in arms.items():
+        cells = [(k, 0) for k in range(1, 11)] + [(10, 1), (10, 2)]
+        full = {s: _scores(quality, 100 * s + len(model)) for s in (0, 1, 2)}
+        for k, s in cells:
+            idx = np.flatnonzero(FOLD == k)
+            if dup and model == "resnet1d_wang" and k == 2:
+                idx = np.r_[idx, np.flatnonzero(FOLD == 3)[:1]]       # a record tested twice in one rotation
+            sc, y = full[s][idx], LABELS[idx]
+            tid = f"{study[:3]}_{n:05d}"
+            n += 1
+            np.savez_compressed(folder / "predictions" / f"{tid}.npz", record_id=RIDS[idx], scores=sc, labels=y,
+                                classes=np.array(CLASSES))
+            auc = [roc_auc_score(y[:, c], sc[:, c]) for c in range(2)]
+            rows.append({"study": study, "preset": "real", "trial_id": tid, "seed": s, "git_commit": "c" * 40,
+                         "git_dirty": False, "finished_at": "2026-12-01T00:00:00", "config/model": model,
+                         "config/model_kwargs": json.dumps({}), "config/dataset": "ptbxl",
+                         "config/task": "superdiagnostic", "config/test_fold": k, "config/recipe": "default",
+                         "epoch": 15, "train_seconds": 10.0, "time_total_s": 12.0, "n_params": 1000, "n_train": 48,
+                         "n_val": 6, "n_test": len(idx), "val_macro_auc": 0.8, "best_epoch": 15,
+                         "test/macro_auc": float(np.mean(auc)), "predictions_file": f"predictions/{tid}.npz",
+                         "n_fallback_test": 1 if model == "beatnet" and k == 4 else 0})
+    pd.DataFrame(rows).to_parquet(folder / "trials.parquet", index=False)
+    return root
+
+
+def _pooled(model_quality: float, model: str) -> np.ndarray:
+    full = _scores(model_quality, 100 * 0 + len(model))
+    order = np.argsort(RIDS, kind="stable")
+    return full[order], LABELS[order]
+
+
+def test_pooled_auc_and_paired_delta_equal_sklearn_on_the_same_resamples(tmp_path):
+    root = _write_rotation(tmp_path, "benchmark", {"beatnet": 1.0, "resnet1d_wang": 0.4})
+    study = read_study(root, "benchmark", "real", problems := [])
+    assert not problems
+    res = {r.model: r for r in rotation.pooled_results(study, an.Bootstrap(N_BOOT, 0))}
+    assert set(res) == {"beatnet", "resnet1d_wang"}
+    w = stats.resample_weights(60, N_BOOT, 0)
+    manual = {}
+    for m, q in (("beatnet", 1.0), ("resnet1d_wang", 0.4)):
+        s, y = _pooled(q, m)
+        r = res[m]
+        assert r.n_pooled == 60 and r.record_hash == record_set_hash(RIDS)      # every record exactly once
+        assert np.array_equal(r.record_id, np.sort(RIDS))
+        assert r.pooled.mean == pytest.approx(np.mean([roc_auc_score(y[:, c], s[:, c]) for c in range(2)]), abs=1e-12)
+        boot = []
+        for b in range(N_BOOT):                         # sklearn on the explicitly resampled records
+            idx = np.repeat(np.arange(60), w[b])
+            boot.append(np.mean([roc_auc_score(y[idx, c], s[idx, c]) for c in range(2)]))
+        manual[m] = np.array(boot)
+        assert (r.pooled.lo, r.pooled.hi) == pytest.approx(stats.ci(manual[m]), abs=1e-12)
+        rows = study.rows[(study.rows["config/model"] == m) & (study.rows["seed"] == 0)]
+        assert r.per_fold == dict(zip(rows["config/test_fold"].astype(int), rows["test/macro_auc"]))
+        f10 = study.rows[(study.rows["config/model"] == m) & (study.rows["config/test_fold"] == 10)]
+        assert r.n_fold10_seeds == 3 and r.fold10.mean == pytest.approx(f10["test/macro_auc"].mean())
+    d = res["resnet1d_wang"].delta
+    assert d.mean == pytest.approx(res["beatnet"].pooled.mean - res["resnet1d_wang"].pooled.mean)
+    assert (d.lo, d.hi) == pytest.approx(stats.ci(manual["beatnet"] - manual["resnet1d_wang"]), abs=1e-12)
+    assert d.lo > 0                                     # the planted gap (quality 1.0 vs 0.4) is found
+    assert res["beatnet"].n_fallback == 1 and res["resnet1d_wang"].n_fallback == 0
+    t = rotation.table(list(res.values()), an.Bootstrap(N_BOOT, 0), "real", "table1_benchmark", "T", "x")
+    assert f"60 (`{record_set_hash(RIDS)}`)" in t.markdown()
+
+
+def test_a_record_tested_twice_in_one_rotation_is_refused(tmp_path):
+    root = _write_rotation(tmp_path, "benchmark", {"beatnet": 1.0, "resnet1d_wang": 0.4}, dup=True)
+    study = read_study(root, "benchmark", "real", [])
+    with pytest.raises(ResultsError, match="two test predictions in one rotation"):
+        rotation.pooled_results(study, an.Bootstrap(N_BOOT, 0))
+
+
+def test_make_figures_builds_every_preset_with_results(tmp_path):
+    root = make_results(tmp_path / "results")                             # cpu: all four studies
+    _write_rotation(root, "benchmark", {"beatnet": 1.0, "xresnet1d101": 0.6})
+    _write_rotation(root, "ablations", {"beatnet": 1.0, "beatnet_no_temporal": 0.3})
+    out = tmp_path / "paper_figures"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    p = subprocess.run([sys.executable, "-m", "beat_ray.report", "--all", "--results", root, "--out", out,
+                        "--realdata", realdata(), "--n-boot", str(N_BOOT)], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert sorted(os.listdir(out)) == ["README.md", "cpu", "real"]
+    real = sorted(os.listdir(out / "real"))
+    assert real == sorted(["README.md", "fig4_tokenization.pdf", "fig4_tokenization.png", "fig5_benchmark_folds.pdf",
+                           "fig5_benchmark_folds.png", "fig6_ablations_folds.pdf", "fig6_ablations_folds.png",
+                           "table1_benchmark.md", "table1_benchmark.tex", "table2_ablations.md",
+                           "table2_ablations.tex", "table4_model_cost.md", "table4_model_cost.tex"])
+    assert "table6_lead_ii_share.md" in os.listdir(out / "cpu")          # the classic full set for cpu
+    readme = (out / "real" / "README.md").read_text()
+    assert "Not run for this preset yet: `data_efficiency`, `noise_robustness`" in readme
+    t2 = (out / "real" / "table2_ablations.md").read_text()
+    assert "| ptbxl/superdiagnostic | beatnet_no_temporal |" in t2 and "Fold rotation" in t2
+    index = (out / "README.md").read_text()
+    assert index.index("`real`") < index.index("`cpu`") and "positive control" in index
