@@ -2,6 +2,7 @@
 (the flagged-record fallback), and the PTB-XL benchmark's recipe (global scaler, final epoch)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -172,3 +173,32 @@ def test_benchmark_recipe_scores_the_final_epoch_and_brings_its_hyperparameters(
     assert hist[best["best_epoch"]] == max(hist.values())
     with pytest.raises(ValueError, match="unknown recipe"):
         TrialConfig(recipe="fastai")
+
+
+def test_release_memory_returns_a_finished_threads_heap():
+    """The reused-actor leak: free pages between a thread's surviving heap blocks stay resident until
+    malloc_trim hands them back (without it RSS stays up; measured 1.2 GB before, 0.44 GB after)."""
+    import threading
+    import time
+
+    from beat_ray.train.tune_fn import release_memory
+
+    def rss_mib() -> float:
+        time.sleep(0.2)                                       # let the kernel's RSS counters settle
+        return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    pinned: list = []
+
+    def churn():                                              # what a trial leaves behind in its thread
+        blocks = [np.ones(256) for _ in range(400_000)]       # ~0.8 GB of small heap blocks
+        pinned.extend(blocks[::64])                           # a few survive, so the heap cannot shrink
+        del blocks
+
+    start = rss_mib()
+    t = threading.Thread(target=churn)
+    t.start()
+    t.join()
+    before = rss_mib()
+    assert before - start > 400                               # freed, yet still resident
+    assert release_memory()
+    assert before - rss_mib() > 400                           # handed back to the OS

@@ -100,6 +100,9 @@ def test_pooled_auc_and_paired_delta_equal_sklearn_on_the_same_resamples(tmp_pat
     assert (d.lo, d.hi) == pytest.approx(stats.ci(manual["beatnet"] - manual["resnet1d_wang"]), abs=1e-12)
     assert d.lo > 0                                     # the planted gap (quality 1.0 vs 0.4) is found
     assert res["beatnet"].n_fallback == 1 and res["resnet1d_wang"].n_fallback == 0
+    assert rotation.non_inferior(d) == "yes"            # beatnet better: within any margin
+    assert rotation.non_inferior(an.Estimate(-0.005, -0.0099, 0.0)) == "yes"
+    assert rotation.non_inferior(an.Estimate(-0.005, -0.0101, 0.0)) == "no"       # margin 0.01, CI lower bound
     t = rotation.table(list(res.values()), an.Bootstrap(N_BOOT, 0), "real", "table1_benchmark", "T", "x")
     assert f"60 (`{record_set_hash(RIDS)}`)" in t.markdown()
 

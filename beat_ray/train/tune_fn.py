@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import tempfile
 from typing import Any
@@ -49,6 +50,20 @@ def _report_with_checkpoint(report, metrics: dict, state_fn) -> None:
         report(_public(metrics), checkpoint=Checkpoint.from_directory(tmp))
 
 
+def release_memory() -> bool:
+    """Hand the heap a finished trial freed back to the OS (glibc `malloc_trim`); False where unavailable.
+
+    Why: with `reuse_actors` one actor process runs trial after trial, each in a new thread, and
+    glibc keeps what each thread's arena freed. Measured on the real ablations sweep: an actor's
+    RSS grew by about 0.5 GB a trial until Ray's OOM killer stopped the sweep at 22 of 24 GB; with
+    `malloc_trim(0)` after each fit, five fits in fresh threads stay at 0.5 GB.
+    """
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0) or True)
+    except (OSError, AttributeError):
+        return False
+
+
 def train_worker(config: dict[str, Any]) -> None:
     """TorchTrainer worker loop: the same `fit`, sharded by rank; rank 0 writes checkpoints."""
     import ray.train
@@ -64,8 +79,11 @@ def train_worker(config: dict[str, Any]) -> None:
         else:
             ray.train.report(_public(metrics))
 
-    fit(cfg, _load_state(ray.train.get_checkpoint()), on_epoch, rank=rank, world_size=world,
-        wrap_model=ray.train.torch.prepare_model)
+    try:
+        fit(cfg, _load_state(ray.train.get_checkpoint()), on_epoch, rank=rank, world_size=world,
+            wrap_model=ray.train.torch.prepare_model)
+    finally:
+        release_memory()
 
 
 def trainable(config: dict[str, Any]) -> None:
@@ -74,8 +92,11 @@ def trainable(config: dict[str, Any]) -> None:
 
     cfg = TrialConfig.from_dict(config["trial"])
     if not cfg.distributed:
-        fit(cfg, _load_state(tune.get_checkpoint()),
-            lambda m, state_fn: _report_with_checkpoint(tune.report, m, state_fn))
+        try:
+            fit(cfg, _load_state(tune.get_checkpoint()),
+                lambda m, state_fn: _report_with_checkpoint(tune.report, m, state_fn))
+        finally:
+            release_memory()
         return
     from ray.train import FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
