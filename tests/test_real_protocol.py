@@ -18,7 +18,7 @@ from beat_ray.data.splits import record_set_hash
 from beat_ray.models import create
 from beat_ray.tokenize import tokens_for
 from beat_ray.train.config import TrialConfig, fold_layout, recipe_config
-from beat_ray.train.inputs import build_inputs, split_indices
+from beat_ray.train.inputs import build_inputs
 from beat_ray.train.loop import fit, predict
 from beat_ray.train.study import fold_seeds, parse_overrides
 
@@ -54,15 +54,17 @@ def test_rotation_on_real_ptbxl_tests_every_record_once_and_no_patient_crosses(p
     assert (pd.DataFrame({"p": ds.patient_ids, "f": ds.folds}).groupby("p")["f"].nunique() == 1).all()
     times_tested = np.zeros(len(ds), int)
     for k in range(1, 11):
-        sp = split_indices(ds.folds, k)
+        sp = {s: ds.indices(s, k) for s in ("train", "val", "test")}
         times_tested[sp["test"]] += 1
         parts = [set(ds.patient_ids[sp[s]]) for s in ("train", "val", "test")]
         assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])   # patient-disjoint
         assert len(sp["train"]) + len(sp["val"]) + len(sp["test"]) == len(ds)
     assert (times_tested == 1).all()
-    official = split_indices(ds.folds, 10)
+    official = {"train": np.flatnonzero(ds.folds <= 8), "val": np.flatnonzero(ds.folds == 9),
+                "test": np.flatnonzero(ds.folds == 10)}
     for s in ("train", "val", "test"):
-        assert np.array_equal(official[s], ds.indices(s))                 # test_fold=10 is the official split
+        assert np.array_equal(official[s], ds.indices(s, 10))             # test_fold=10 is the official split
+        assert np.array_equal(official[s], ds.indices(s))                 # ... and the default
 
 
 def test_real_presets_rotate_and_give_every_model_the_same_records():

@@ -20,12 +20,27 @@ import pandas as pd
 from beat_ray.data.leads import LEADS
 
 SPLITS = ("train", "val", "test")
+N_FOLDS = 10
+OFFICIAL_TEST_FOLD = 10
 
 
-def fold_to_split(folds: np.ndarray) -> np.ndarray:
-    """The PTB-XL benchmark convention, used for every dataset: folds 1-8 train, 9 val, 10 test."""
+def fold_layout(test_fold: int = OFFICIAL_TEST_FOLD, n_folds: int = N_FOLDS) -> tuple[tuple[int, ...], int, int]:
+    """(train folds, val fold, test fold) for one position of the fold rotation.
+
+    The validation fold is the one before the test fold, cyclically, so test_fold=10 is the
+    PTB-XL benchmark convention used for every dataset (train 1-8, val 9, test 10) and
+    test_fold=1 validates on fold 10.
+    """
+    k = int(test_fold)
+    val = (k - 2) % n_folds + 1
+    return tuple(f for f in range(1, n_folds + 1) if f not in (k, val)), val, k
+
+
+def fold_to_split(folds: np.ndarray, test_fold: int = OFFICIAL_TEST_FOLD) -> np.ndarray:
+    """'train' / 'val' / 'test' per record for `fold_layout(test_fold)` (default: the official split)."""
+    _, val, test = fold_layout(test_fold)
     folds = np.asarray(folds)
-    return np.where(folds == 10, "test", np.where(folds == 9, "val", "train")).astype(object)
+    return np.where(folds == test, "test", np.where(folds == val, "val", "train")).astype(object)
 
 
 @dataclass
@@ -66,11 +81,11 @@ class ECGDataset:
         """'train' / 'val' / 'test' per record."""
         return fold_to_split(self.folds)
 
-    def indices(self, split: str) -> np.ndarray:
-        """Record indices of one split, in a stable order."""
+    def indices(self, split: str, test_fold: int = OFFICIAL_TEST_FOLD) -> np.ndarray:
+        """Record indices of one split (of `fold_layout(test_fold)`), in a stable order."""
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-        return np.flatnonzero(self.split == split)
+        return np.flatnonzero(fold_to_split(self.folds, test_fold) == split)
 
     def group_classes(self, group: str) -> list[int]:
         """Column indices of the classes in one class group (e.g. synth 'rhythm')."""

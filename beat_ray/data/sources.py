@@ -56,3 +56,14 @@ def register_source(name: str):
         SOURCES[name] = factory
         return factory
     return deco
+
+
+def default_realdata() -> Path:
+    """$BEAT_RAY_REALDATA, else `<repo>/../shared/realdata` (CI clones the repo beside shared/).
+
+    The shared real records: the report's Fig. 4 record and the `real` presets' PTB-XL subset.
+    """
+    import os
+
+    env = os.environ.get("BEAT_RAY_REALDATA")
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "realdata"

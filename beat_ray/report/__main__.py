@@ -8,7 +8,8 @@ import argparse
 import sys
 import time
 
-from beat_ray.report.load import ResultsError, default_realdata
+from beat_ray.data.sources import default_realdata
+from beat_ray.report.load import ResultsError
 from beat_ray.report.stats import N_BOOT, SEED
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from beat_ray.report import analysis as an
 from beat_ray.report import figures, readme, rotation, tables
-from beat_ray.report.load import STUDIES, Inputs, ResultsError, load_all, read_realdata, read_study
+from beat_ray.report.load import (
+    STUDIES,
+    Inputs,
+    ResultsError,
+    load_all,
+    read_realdata,
+    read_study,
+)
 from beat_ray.report.stats import N_BOOT, SEED
 
 
@@ -84,16 +91,16 @@ def run_all(results: str | Path, out: str | Path, realdata: str | Path, n_boot: 
     if not presets:
         raise ResultsError([f"no results under {results} (looked for <study>/<preset>/trials.parquet)"])
     built: dict[str, list[str]] = {}
+    present: dict[str, list[str]] = {}
     for p in presets:
         target = Path(out) / p
-        present = [s for s in STUDIES if (Path(results) / s / p / "trials.parquet").is_file()]
-        if len(present) == len(STUDIES) and not _any_rotation(results, p):
+        present[p] = [s for s in STUDIES if (Path(results) / s / p / "trials.parquet").is_file()]
+        if len(present[p]) == len(STUDIES) and not _any_rotation(results, p, present[p]):
             built[p] = run(results, target, p, realdata, n_boot, seed)
         else:
-            built[p] = _atomic(target, lambda tmp: render_available(results, tmp, p, realdata, present,
+            built[p] = _atomic(target, lambda tmp, p=p: render_available(results, tmp, p, realdata, present[p],
                                                                     an.Bootstrap(n_boot, seed)))
-    index = readme.index(built, {p: [s for s in STUDIES if (Path(results) / s / p / "trials.parquet").is_file()]
-                                 for p in built})
+    index = readme.index(built, present)
     Path(out).mkdir(parents=True, exist_ok=True)
     tmp = Path(out) / ".README.md.tmp"
     tmp.write_text(index, encoding="utf-8")
@@ -101,15 +108,10 @@ def run_all(results: str | Path, out: str | Path, realdata: str | Path, n_boot: 
     return built
 
 
-def _any_rotation(results, preset) -> bool:
+def _any_rotation(results, preset: str, studies: list[str]) -> bool:
     import pandas as pd
-    for s in STUDIES:
-        path = Path(results) / s / preset / "trials.parquet"
-        if path.is_file():
-            rows = pd.read_parquet(path)
-            if "config/test_fold" in rows and (rows["config/test_fold"] != 10).any():
-                return True
-    return False
+    return any(rotation.rows_rotated(pd.read_parquet(Path(results) / s / preset / "trials.parquet"))
+               for s in studies)
 
 
 def render_available(results, out: Path, preset: str, realdata, present: list[str], boot: an.Bootstrap) -> list[str]:
@@ -118,7 +120,7 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
     studies = {s: read_study(Path(results), s, preset, problems) for s in present}
     record = read_realdata(Path(realdata), problems)
     unsupported = [s for s in ("data_efficiency", "noise_robustness") if studies.get(s) is not None
-                   and rotation.is_rotation(studies[s])]
+                   and rotation.rows_rotated(studies[s].rows)]
     problems += [f"{s}/{preset}: rotated rows are not pooled by the report yet (only benchmark and ablations are)"
                  for s in unsupported]
     if problems:
@@ -129,12 +131,8 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
         tabs.append(rotation.table(res, boot, preset, "table1_benchmark", "Table 1. Benchmark",
                                    "Test macro-AUC of BEAT-Net and the PTB-XL benchmark's CNNs."))
         rows = studies["benchmark"].rows
-        cost = tables.model_cost([an.cost_of(g) for _, g in rows.groupby(
-            ["_model", "config/dataset", "config/task"], sort=True)], preset)
-        cost.header[-1] = "Trials"
-        cost.caption = cost.caption.replace("(mean over seeds)", "(mean over trials: folds and seeds)").replace(
-            "mean ± SD over seeds", "mean ± SD over trials")
-        tabs.append(cost)
+        tabs.append(tables.model_cost([an.cost_of(g) for _, g in rows.groupby(
+            ["_model", "config/dataset", "config/task"], sort=True)], preset, over="trials: folds and seeds"))
         sections.append(("benchmark", res))
     if "ablations" in studies:
         res = rotation.pooled_results(studies["ablations"], boot)

@@ -242,14 +242,6 @@ def noise_columns(rows: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
     return {k: sorted(v, reverse=True) for k, v in out.items()}
 
 
-def default_realdata() -> Path:
-    """$BEAT_RAY_REALDATA, else `<repo>/../shared/realdata` (CI clones the repo beside shared/)."""
-    import os
-
-    env = os.environ.get("BEAT_RAY_REALDATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "realdata"
-
-
 def read_realdata(realdata: Path, problems: list[str]) -> tuple[np.ndarray, float] | None:
     """The PTB record s0010_re as (12, T) mV and fs, read by the library's own WFDB reader."""
     from beat_ray.data.errors import RecordError

@@ -29,9 +29,10 @@ OFFICIAL_FOLD = 10
 MARGIN = 0.01
 
 
-def is_rotation(study: Study) -> bool:
-    """True when a study's rows test on folds other than the official fold 10."""
-    return "config/test_fold" in study.rows and bool((study.rows["config/test_fold"] != OFFICIAL_FOLD).any())
+def rows_rotated(rows: pd.DataFrame) -> bool:
+    """True when results rows test on folds other than the official fold 10."""
+    return "config/test_fold" in rows and bool((rows["config/test_fold"] != OFFICIAL_FOLD).any())
+
 
 
 @dataclass

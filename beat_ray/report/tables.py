@@ -162,7 +162,8 @@ def label_efficiency(curves: list[an.EfficiencyCurve], boot: an.Bootstrap, prese
     return Table("table3_label_efficiency", "Table 3. Label efficiency", cap, header, rows)
 
 
-def model_cost(costs: list[an.Cost], preset: str) -> Table:
+def model_cost(costs: list[an.Cost], preset: str, over: str = "seeds") -> Table:
+    """`over`: what a cost row averages over, "seeds" or (fold rotation) "trials: folds and seeds"."""
     order = an.model_order(c.model for c in costs)
     rows = []
     for c in sorted(costs, key=lambda c: (order.index(c.model), c.data)):
@@ -170,11 +171,13 @@ def model_cost(costs: list[an.Cost], preset: str) -> Table:
         trial = f"{c.trial_s:.1f}" if math.isfinite(c.trial_s) else DASH
         rows.append([c.model, c.data, f"{c.params:,}", f"{c.samples_per_s:.0f}", f"{c.train_s:.1f}{sd}", trial,
                      str(c.n_seeds)])
+    unit = over.split(":")[0]
     cap = ("Model cost from the benchmark rows: parameters; training samples/s = n_train × epochs / "
-           "train_seconds (mean over seeds); in-trial training time (mean ± SD over seeds) and whole-trial wall "
+           f"train_seconds (mean over {over}); in-trial training time (mean ± SD over {unit}) and whole-trial wall "
            f"time (Ray time_total_s, incl. data loading and evaluation). Preset `{preset}`.")
     return Table("table4_model_cost", "Table 4. Model cost", cap,
-                 ["Model", "Data", "Params", "Train samples/s", "Train time (s)", "Trial time (s)", "Seeds"], rows)
+                 ["Model", "Data", "Params", "Train samples/s", "Train time (s)", "Trial time (s)", unit.capitalize()],
+                 rows)
 
 
 def noise(curves: list[an.NoiseCurve], preset: str) -> Table:

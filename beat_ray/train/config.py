@@ -9,8 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from beat_ray.data.dataset import N_FOLDS, fold_layout
 
-N_FOLDS = 10
 # What each recipe fixes beyond the config's own fields. `default`: per-lead standardisation and the
 # best-validation epoch is scored. `benchmark`: the PTB-XL benchmark's recipe (helme/ecg_ptbxl_benchmarking,
 # see ../shared/docs/anchors.md): one global StandardScaler fitted on the training signals and the
@@ -22,17 +22,6 @@ RECIPES: dict[str, dict] = {
                   "hyperparameters": {"lr": 1e-2, "weight_decay": 1e-2, "epochs": 50, "batch_size": 128,
                                       "schedule": "onecycle"}},
 }
-
-
-def fold_layout(test_fold: int, n_folds: int = N_FOLDS) -> tuple[tuple[int, ...], int, int]:
-    """(train folds, val fold, test fold) for one position of the fold rotation.
-
-    The validation fold is the one before the test fold, cyclically, so test_fold=10 is the
-    official PTB-XL split (train 1-8, val 9, test 10) and test_fold=1 validates on fold 10.
-    """
-    k = int(test_fold)
-    val = (k - 2) % n_folds + 1
-    return tuple(f for f in range(1, n_folds + 1) if f not in (k, val)), val, k
 
 
 def fold_layout_text(test_fold: int) -> str:

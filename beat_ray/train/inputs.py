@@ -10,7 +10,8 @@ flagged validation or test record are the fallback: the class prevalence of its 
 subset (an uninformative but defined prediction). The counts go into the results row
 (`n_fallback_val`, `n_fallback_test`, `n_flagged_train_skipped`).
 
-Splits follow `cfg.test_fold` (`fold_layout`): 10 is the official split, 1..10 the fold rotation.
+Splits follow `cfg.test_fold` (`data.dataset.fold_layout`): 10 is the official split, 1..10 the
+fold rotation.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from beat_ray.data.noise import add_noise
 from beat_ray.data.signal import LeadStandardizer
 from beat_ray.data.splits import nested_label_fractions
 from beat_ray.tokenize import TokenizerConfig, Tokens, tokenize, tokens_for
-from beat_ray.train.config import RECIPES, TrialConfig, fold_layout
+from beat_ray.train.config import RECIPES, TrialConfig
 
 
 @dataclass
@@ -46,14 +47,6 @@ class TrialData:
         return self.ds.labels
 
 
-def split_indices(folds: np.ndarray, test_fold: int) -> dict[str, np.ndarray]:
-    """Record indices of train / val / test for one position of the fold rotation (sorted)."""
-    train_f, val_f, test_f = fold_layout(test_fold)
-    folds = np.asarray(folds)
-    return {"train": np.flatnonzero(np.isin(folds, train_f)), "val": np.flatnonzero(folds == val_f),
-            "test": np.flatnonzero(folds == test_f)}
-
-
 def load_dataset(cfg: TrialConfig) -> ECGDataset:
     extra = {"n_records": cfg.n_records} if cfg.n_records else {}
     return load(cfg.dataset, root=cfg.root, task=cfg.task, fs=cfg.fs, seed=cfg.data_seed, progress=False, **extra)
@@ -70,8 +63,7 @@ def build_inputs(cfg: TrialConfig, model: torch.nn.Module, ds: ECGDataset | None
         tok_cfg = TokenizerConfig(mode=mode, max_beats=cfg.max_beats)
         tokens = tokens_for(ds, tok_cfg)
         flagged = np.array([bool(f) for f in tokens.flags])
-    split = split_indices(ds.folds, cfg.test_fold)
-    train_all, val, test = split["train"], split["val"], split["test"]
+    train_all, val, test = (ds.indices(s, cfg.test_fold) for s in ("train", "val", "test"))
     # The labelled subset is drawn from the whole training split, so it is the same for every model.
     if cfg.label_fraction < 1.0:
         sub = nested_label_fractions(ds.labels[train_all], [cfg.label_fraction], seed=cfg.seed)[cfg.label_fraction]

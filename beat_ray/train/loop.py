@@ -75,7 +75,6 @@ def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int 
     """
     model.eval()
     rng = np.random.default_rng(seed)
-    n_cls = data.labels.shape[1]
     out = np.tile(data.prevalence.astype(np.float32), (len(idx), 1))
     ok = np.flatnonzero(~data.flagged[idx]) if not noise else np.arange(len(idx))
     for i in range(0, len(ok), batch_size):
@@ -91,7 +90,7 @@ def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int 
             empty = ~b["beat_mask"].bool().any(1).cpu().numpy()
             scores[empty] = data.prevalence
         out[pos] = scores
-    return out if len(idx) else np.zeros((0, n_cls), np.float32)
+    return out
 
 
 @torch.no_grad()
@@ -168,6 +167,7 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
         start, best, history, train_s = state["epoch"] + 1, state["best"], state["history"], state["train_s"]
     net = wrap_model(model) if wrap_model else model
     n_params = sum(p.numel() for p in model.parameters())
+    records = record_metrics(data, cfg)           # fixed for the trial: computed once, reported every epoch
     metrics: dict[str, Any] = {}
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
@@ -182,7 +182,7 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
         metrics = {"epoch": epoch + 1, "train_loss": loss, "val_macro_auc": val_auc,
                    "best_epoch": best["epoch"] + 1, "best_val_macro_auc": best["val_macro_auc"],
                    "train_seconds": train_s, "n_params": n_params, "n_train": len(data.train),
-                   "n_val": len(data.val), "n_test": len(data.test), **record_metrics(data, cfg)}
+                   "n_val": len(data.val), "n_test": len(data.test), **records}
         if epoch == cfg.epochs - 1:
             metrics.update(final_test_metrics(model, best["model"], data))
             metrics.update(noise_metrics(model, data, cfg))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
 
+from beat_ray.data.sources import default_realdata
 from beat_ray.train.config import N_FOLDS, TrialConfig, recipe_config
 
 
@@ -40,9 +40,7 @@ class Models:
 def shared_ptbxl() -> str:
     """The `real` presets' default data: the 987-record PTB-XL release in `../shared/realdata/ptbxl`
     ($BEAT_RAY_REALDATA/ptbxl where set); `--data-root` overrides it."""
-    env = os.environ.get("BEAT_RAY_REALDATA")
-    base = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "realdata"
-    return str((base / "ptbxl").resolve())
+    return str((default_realdata() / "ptbxl").resolve())
 
 
 def fold_seeds(rotate: bool, seeds: tuple[int, ...]) -> list[tuple[int, int]]:

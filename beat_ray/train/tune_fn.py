@@ -59,9 +59,10 @@ def release_memory() -> bool:
     `malloc_trim(0)` after each fit, five fits in fresh threads stay at 0.5 GB.
     """
     try:
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0) or True)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         return False
+    return True
 
 
 def train_worker(config: dict[str, Any]) -> None:
