@@ -22,11 +22,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 # The main job: the data-efficiency study, smoke preset, on the embedded synth dataset (~2.5 min on 2 CPUs).
+# It ends with its answer: the macro-AUC table with CIs and the path of the curve it drew
+# (`python -m beat_ray.report --summary results/data_efficiency/smoke` prints it again).
 # DEMO_ARGS passes extra flags, e.g. DEMO_ARGS="--storage-path /tmp/s --name demo2".
 demo: install
 	$(BIN)/python -m beat_ray.data prepare --dataset synth --fs 100 --n-records 2000
 	$(BIN)/python experiments/data_efficiency.py --preset smoke $(DEMO_ARGS)
-	@echo "results: results/data_efficiency/smoke/trials.parquet (and trials.csv beside it)"
 
 test: install
 	$(BIN)/python -m pytest -q tests

@@ -7,6 +7,7 @@ Ray process on the machine, including other users' instances.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -79,14 +80,13 @@ class Head:
     env: dict
 
 
-@pytest.fixture(scope="module")
-def ray_head(beat_ray_cache):
+@contextlib.contextmanager
+def start_head(env: dict):
+    """A real `ray start --head` (absolute path to the venv's `ray`) in its own process group and temp dir."""
     tmp = Path(tempfile.mkdtemp(prefix="rayt_", dir="/tmp"))
     marker = f"BEAT_RAY_TEST_HEAD={tmp}"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "BEAT_RAY_TEST_HEAD": str(tmp)}
+    env = {**env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "BEAT_RAY_TEST_HEAD": str(tmp)}
     env.pop("RAY_ADDRESS", None)
-    env.pop("BEAT_RAY_CACHE", None)       # the job's runtime env sets it, as a cluster would
     dash = _free_port()
     cmd = [RAY, "start", "--head", f"--port={_free_port()}", "--dashboard-host=127.0.0.1",
            f"--dashboard-port={dash}", "--num-cpus=2", "--include-dashboard=true", f"--temp-dir={tmp}",
@@ -112,6 +112,20 @@ def ray_head(beat_ray_cache):
     finally:
         stop_process_tree(proc.pid, marker)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_head(beat_ray_cache):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("BEAT_RAY_CACHE", None)       # the job's runtime env sets it, as a cluster would
+    with start_head(env) as head:
+        yield head
+
+
+def without_venv_path() -> str:
+    """PATH as a shell without the venv activated has it: the venv's bin folder removed."""
+    return os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                           if p and Path(p).resolve() != BIN.resolve())
 
 
 def _git(*args: str) -> str:
@@ -198,3 +212,43 @@ def test_job_submit_smoke_study(ray_head, beat_ray_cache, tmp_path):
     for gone in (".git", ".venv", "results"):
         assert not (pkgs[0] / gone).exists(), gone
     assert not (pkgs[0] / "results").exists()    # results went to --results-root, not the job's cwd
+
+
+def test_job_submit_without_venv(beat_ray_cache, tmp_path):
+    """Issue M: a head started as `.venv/bin/ray start --head` from a shell without the venv activated.
+    A plain `ray job submit -- python ...` runs the system python: the job fails at once, saying how to
+    fix it. `cluster/submit.sh` puts the project's interpreter first on the job's PATH: the job runs."""
+    path = without_venv_path()
+    env = {**os.environ, "PATH": path, "BEAT_RAY_CACHE": str(beat_ray_cache)}
+    for k in ("VIRTUAL_ENV", "PYTHONPATH"):
+        env.pop(k, None)
+    system_python = shutil.which("python", path=path)
+    with start_head(env) as head:
+        from ray.job_submission import JobStatus, JobSubmissionClient
+        client = JobSubmissionClient(head.address)
+        study = ["experiments/data_efficiency.py", "--preset", "smoke", "--set", "n_records=300", "--set",
+                 "epochs=2", "--results-root", str(tmp_path / "results"), "--storage-path", str(tmp_path / "st")]
+        lacks = system_python and subprocess.run([system_python, "-c", "import pandas, torch, ray"],
+                                                 capture_output=True, env=env).returncode != 0
+        if lacks:
+            sid = f"novenv-{uuid.uuid4().hex[:8]}"
+            run = subprocess.run([RAY, "job", "submit", "--address", head.address, "--submission-id", sid,
+                                  "--runtime-env", str(REPO / "cluster" / "runtime_env.yaml"), "--", "python",
+                                  *study, "--name", "plain"], cwd=REPO, env=env, capture_output=True, text=True,
+                                 timeout=300, check=False)
+            assert run.returncode != 0
+            assert client.get_job_status(sid) == JobStatus.FAILED
+            logs = client.get_job_logs(sid)
+            assert "lacks beat-ray's dependencies" in logs and "cluster/submit.sh" in logs, logs[-2000:]
+            assert "Traceback" not in logs, logs[-2000:]
+        run = subprocess.run(["bash", "cluster/submit.sh", head.address, "python", *study, "--name", "wrapped"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=400, check=False)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert f"the job's python is {BIN}/python" in run.stderr
+        rows = pd.read_parquet(tmp_path / "results" / "data_efficiency" / "smoke" / "trials.parquet")
+        assert len(rows) == len(load_presets("data_efficiency")["smoke"].cells())
+        assert (rows["git_commit"] == _git("rev-parse", "HEAD")).all()        # submit.sh's provenance
+        assert "Table 3. Label efficiency" in run.stdout                       # the job printed its answer
+    if not lacks:
+        pytest.skip(f"the system python ({system_python}) has beat-ray's dependencies: only the submit.sh "
+                    "half could be shown")

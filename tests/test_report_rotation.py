@@ -137,3 +137,25 @@ def test_make_figures_builds_every_preset_with_results(tmp_path):
     assert "| ptbxl/superdiagnostic | beatnet_no_temporal |" in t2 and "Fold rotation" in t2
     index = (out / "README.md").read_text()
     assert index.index("`real`") < index.index("`cpu`") and "positive control" in index
+
+
+def test_summary_of_a_rotated_study_is_its_pooled_table(tmp_path):
+    """`--summary` on a fold-rotation folder prints the pooled numbers (not per-seed cells) and draws Fig. 5."""
+    from beat_ray.report.summary import summarize
+    root = _write_rotation(tmp_path, "benchmark", {"beatnet": 1.0, "resnet1d_wang": 0.4})
+    study = read_study(root, "benchmark", "real", [])
+    res = {r.model: r for r in rotation.pooled_results(study, an.Bootstrap(N_BOOT, 0))}
+    s = summarize(root / "benchmark" / "real", n_boot=N_BOOT, seed=0)
+    text = s.text()
+    for m, r in res.items():
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"| ptbxl/superdiagnostic | {m} |"))
+        assert f"{r.pooled.mean:.3f} [{r.pooled.lo:.3f}, {r.pooled.hi:.3f}]" in line
+    assert [p.name for p in s.figures] == ["fig5_benchmark_folds.png"] and s.figures[0].is_file()
+    assert s.figures[0].parent == root / "benchmark" / "real" / "summary"
+    rotated_eff = _write_rotation(tmp_path / "e", "data_efficiency", {"beatnet": 1.0})
+    rows = pd.read_parquet(rotated_eff / "data_efficiency" / "real" / "trials.parquet")
+    rows.assign(**{"config/label_fraction": 1.0}).to_parquet(rotated_eff / "data_efficiency" / "real" / "trials.parquet")
+    with pytest.raises(ResultsError, match="rotated rows are not pooled"):
+        summarize(rotated_eff / "data_efficiency" / "real")
+    with pytest.raises(ResultsError, match="not a study results folder"):
+        summarize(tmp_path / "x" / "real")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import wfdb
-from tqdm.auto import tqdm
 
 from beat_ray.data.dataset import ECGDataset
+from beat_ray.progress import progress_bar
 
 PTBXL_LEAD_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
@@ -61,7 +61,7 @@ def write_ptbxl(ds: ECGDataset, root: str | Path, classes: list[str] | None = No
     labels = np.asarray(labels if labels is not None else ds.labels)
     sub, suffix = ("records100", "lr") if ds.fs == 100 else ("records500", "hr")
     rows = []
-    for i in tqdm(range(len(ds)), desc="write ptbxl", disable=not progress):
+    for i in progress_bar(range(len(ds)), desc="write ptbxl", disable=not progress):
         ecg_id = i + 1
         rel = f"{sub}/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}_{suffix}"
         folder = root / Path(rel).parent

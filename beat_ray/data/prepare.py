@@ -12,19 +12,20 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from beat_ray.data.dataset import SPLITS, ECGDataset, fold_to_split
 from beat_ray.data.errors import RecordError
 from beat_ray.data.signal import fix_length, resample
 from beat_ray.data.sources import SOURCES, RecordRef, Source
 from beat_ray.data.splits import stratified_group_folds, write_folds_csv
+from beat_ray.progress import progress_bar
 
 PREP_VERSION = 1
 FLAT_STD_MV = 1e-4          # a lead whose std is below this is flat (0.1 µV)
@@ -120,7 +121,7 @@ def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, 
     dropped = [{"record_id": r, "reason": why, "detail": d} for r, why, d in index.dropped]
     lengths: Counter = Counter()
     flat_records, absent_records = [], []
-    bar = tqdm(total=len(jobs), desc=f"prepare {src.name}/{task}", unit="rec", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc=f"prepare {src.name}/{task}", unit="rec", disable=not progress)
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     results = pool.map(_load_one, jobs, chunksize=32) if pool else map(_load_one, jobs)
     try:

@@ -1,5 +1,8 @@
 """`python -m beat_ray.report`: rebuild every paper table and figure from `results/` (make figures).
 
+`--summary RESULTS_DIR` instead prints one study folder's table (and writes its figure to
+RESULTS_DIR/summary/): what every study prints when it ends.
+
 Exit codes: 0 built; 2 missing or partial results (one message naming each gap, nothing written).
 """
 from __future__ import annotations
@@ -21,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
                                                     "of it must exist")
     p.add_argument("--all", action="store_true",
                    help="build every preset with results into OUT/<preset>/ (what `make figures` runs)")
+    p.add_argument("--summary", metavar="RESULTS_DIR", default=None,
+                   help="print the table of one study folder (results/<study>/<preset>) and write its figure "
+                        "to RESULTS_DIR/summary/")
     p.add_argument("--realdata", default=None,
                    help="real-record folder with ptbdb/s0010_re for Fig. 4 "
                         "(default: $BEAT_RAY_REALDATA, else <repo>/../shared/realdata)")
@@ -31,6 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     from beat_ray.report.build import run, run_all
 
     try:
+        if a.summary:
+            from beat_ray.report.summary import summarize
+            try:
+                print(summarize(a.summary, n_boot=a.n_boot, seed=a.seed).text())
+            except ResultsError as exc:
+                print(f"no summary for {a.summary}:\n" + "\n".join(f"  - {p}" for p in exc.problems),
+                      file=sys.stderr)
+                return 2
+            return 0
         if a.all:
             built = run_all(a.results, a.out, a.realdata or default_realdata(), a.n_boot, a.seed)
             files = [f for fs in built.values() for f in fs]

@@ -66,7 +66,7 @@ def run(results: str | Path, out: str | Path, preset: str, realdata: str | Path,
     inputs = load_all(Path(results), preset, Path(realdata))
     boot = an.Bootstrap(n_boot, seed)
     nums = compute(inputs, boot)
-    return _atomic(Path(out), lambda tmp: render(inputs, nums, boot, tmp))
+    return atomic_render(Path(out), lambda tmp: render(inputs, nums, boot, tmp))
 
 
 # ------------------------------------------------------------------ every preset whose results exist
@@ -98,7 +98,7 @@ def run_all(results: str | Path, out: str | Path, realdata: str | Path, n_boot: 
         if len(present[p]) == len(STUDIES) and not _any_rotation(results, p, present[p]):
             built[p] = run(results, target, p, realdata, n_boot, seed)
         else:
-            built[p] = _atomic(target, lambda tmp, p=p: render_available(results, tmp, p, realdata, present[p],
+            built[p] = atomic_render(target, lambda tmp, p=p: render_available(results, tmp, p, realdata, present[p],
                                                                     an.Bootstrap(n_boot, seed)))
     index = readme.index(built, present)
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
     return files + ["README.md"]
 
 
-def _atomic(out: Path, render_fn) -> list[str]:
+def atomic_render(out: Path, render_fn) -> list[str]:
     """Render into a sibling temp dir, then move every file into `out` (a failure leaves `out` as it was)."""
     out = Path(out)
     parent = out.resolve().parent

@@ -123,6 +123,37 @@ def prepare_inputs(cells: list[dict]) -> None:
             build_inputs(cfg, create(cfg.model, len(ds.classes), **cfg.model_kwargs), ds)
 
 
+# Tune's live table: these grid keys always, plus any other scalar key that varies across the cells.
+TABLE_COLUMNS = {"model": "model", "task": "task", "label_fraction": "fraction", "seed": "seed",
+                 "test_fold": "fold"}
+TABLE_METRICS = {"epoch": "epoch", "train_loss": "loss", "val_macro_auc": "val AUC",
+                 "best_val_macro_auc": "best val", "test/macro_auc": "test AUC"}
+
+
+def table_columns(cells: list[dict]) -> dict[str, str]:
+    """`trial/<key>` -> header for Tune's CLIReporter: the grid's coordinates, not a truncated dict."""
+    cols = dict(TABLE_COLUMNS)
+    skip = {"study", "preset", "root"}
+    for k in cells[0]:
+        vals = {repr(c.get(k)) for c in cells}
+        if k not in cols and k not in skip and len(vals) > 1:
+            cols[k] = k
+    return {f"trial/{k}": v for k, v in cols.items()}
+
+
+def progress_reporter(cells: list[dict]):
+    """Tune's own CLIReporter with parameter columns. Tune's newer output engine ignores reporters
+    (it shows `trial` as a truncated dict), so run_study selects the classic one (RAY_AIR_NEW_OUTPUT=0)."""
+    import sys
+
+    from ray.tune import CLIReporter
+
+    from beat_ray.progress import LOG_INTERVAL_S, is_tty
+    return CLIReporter(parameter_columns=table_columns(cells), metric_columns=TABLE_METRICS,
+                       max_progress_rows=40, max_column_length=24, sort_by_metric=False,
+                       max_report_frequency=5 if is_tty(sys.stdout) else int(LOG_INTERVAL_S))
+
+
 def longest_first(cells: list[dict]) -> list[dict]:
     """Order cells by expected cost, largest first (stable), so the sweep does not end on one slot.
 
@@ -162,6 +193,7 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
     # Single-device trials need no cap: a trial is its own worker, so Tune starts what fits, and the
     # pending ones are what an autoscaling cluster (e.g. a 0-CPU head) scales up for.
     fn = tune.with_resources(trainable, res)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")      # the classic output engine honours progress_reporter
     fs = _storage_fs(storage_path)
     exp_path = f"{storage_path.rstrip('/')}/{name}"
     if Tuner.can_restore(exp_path):
@@ -170,6 +202,7 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
         tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells)},
                       tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials or None, reuse_actors=True),
                       run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,
+                                           progress_reporter=progress_reporter(cells),
                                            callbacks=[_results_callback(out, fs)],
                                            failure_config=FailureConfig(max_failures=max_failures),
                                            checkpoint_config=CheckpointConfig(num_to_keep=2)))

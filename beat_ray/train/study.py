@@ -131,7 +131,20 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
                     results_root=a.results_root or REPO / "results",
                     max_concurrent_trials=a.max_concurrent_trials)
     rows = pd.read_parquet(out / "trials.parquet")
-    print(f"results: {out / 'trials.parquet'} ({len(rows)} rows; CSV beside it)")
+    from beat_ray.report.summary import shown
+    print(f"results: {shown(out / 'trials.parquet')} ({len(rows)} rows; CSV beside it)")
+    print_summary(out)
     return 0
+
+
+def print_summary(out: Path) -> None:
+    """The study's answer in the terminal (`python -m beat_ray.report --summary`); the rows are already
+    safe on disk, so a summary that cannot be built says why and the study still succeeds."""
+    from beat_ray.report.load import ResultsError
+    from beat_ray.report.summary import summarize
+    try:
+        print(summarize(out).text())
+    except ResultsError as exc:
+        print(f"no summary for {out}: " + "; ".join(exc.problems))
 
 

@@ -1,0 +1,97 @@
+"""`python -m beat_ray.report --summary RESULTS_DIR`: what one study run found, printed in the terminal.
+
+Why: a study (and `make demo`) that ends with the path of a parquet file leaves the user to learn
+pandas and our column names before seeing an answer. The summary is the study's paper table and
+figure, computed by the same code as `make figures` (analysis, tables, figures, rotation), so the
+terminal and the paper set cannot disagree about the same rows. The figure goes to
+`RESULTS_DIR/summary/` (derived files; the rows beside it are never touched).
+"""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from beat_ray.report import analysis as an
+from beat_ray.report import figures, rotation, tables
+from beat_ray.report.build import atomic_render
+from beat_ray.report.load import STUDIES, ResultsError, Study, read_study
+from beat_ray.report.stats import N_BOOT, SEED
+
+SUMMARY_DIR = "summary"
+
+
+@dataclass
+class Summary:
+    study: str
+    preset: str
+    n_rows: int
+    table: tables.Table
+    figures: list[Path] = field(default_factory=list)     # PNGs (a PDF of each lies beside it)
+
+    def text(self, width: int = 100) -> str:
+        lines = [f"== {self.study}/{self.preset}: {self.n_rows} trials ==", "", self.table.title,
+                 self.table.markdown(title=False).split("\n", 2)[2].rstrip(), ""]
+        lines += textwrap.wrap(f"Protocol: {self.table.caption}", width)
+        lines += [f"figure: {shown(p)}" for p in self.figures] or ["figure: none for this study (table above)"]
+        return "\n".join(lines)
+
+
+def shown(path: Path) -> str:
+    """A path relative to the working directory when it lies under it (what a user can paste)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _read(folder: Path) -> Study:
+    study, preset = folder.parent.name, folder.name
+    if study not in STUDIES:
+        raise ResultsError([f"{folder} is not a study results folder: expected results/<study>/<preset>/ "
+                            f"with <study> one of {', '.join(STUDIES)}"])
+    problems: list[str] = []
+    s = read_study(folder.parent.parent, study, preset, problems)
+    if problems:
+        raise ResultsError(problems)
+    return s
+
+
+def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N_BOOT,
+              seed: int = SEED) -> Summary:
+    """The table (and, where the paper set has one, the figure) of one study folder."""
+    folder = Path(folder)
+    s = _read(folder)
+    boot = an.Bootstrap(n_boot, seed)
+    out = Path(out) if out is not None else folder / SUMMARY_DIR
+    draw = None                  # (figure function, its arguments before the output folder)
+    if rotation.rows_rotated(s.rows):
+        if s.name not in ("benchmark", "ablations"):
+            raise ResultsError([f"{s.name}/{s.preset}: rotated rows are not pooled by the report yet "
+                                "(only benchmark and ablations are)"])
+        res = rotation.pooled_results(s, boot)
+        table = rotation.table(res, boot, s.preset, f"{s.name}_summary", f"{s.name}, preset {s.preset}",
+                               "Test macro-AUC pooled over the fold rotation.")
+        stem = {"benchmark": "fig5_benchmark_folds", "ablations": "fig6_ablations_folds"}[s.name]
+        draw = (lambda out_dir: rotation.figure(res, out_dir, stem, f"{s.name}, preset {s.preset}"), ())
+    elif s.name == "data_efficiency":
+        curves = an.label_efficiency(s, boot)
+        table = tables.label_efficiency(curves, boot, s.preset)
+        draw = (figures.fig1_data_efficiency, (curves, figures.palette(c.model for c in curves)))
+    elif s.name == "noise_robustness":
+        curves = an.noise(s)
+        table = tables.noise(curves, s.preset)
+        draw = (figures.fig2_noise, (curves, figures.palette(c.model for c in curves)))
+    elif s.name == "benchmark":
+        table = tables.benchmark(an.benchmark(s, boot), boot, s.preset)
+    else:
+        table = tables.ablations(an.ablations(s, boot), boot, s.preset)
+    pngs: list[Path] = []
+    if draw is not None:
+        fn, args = draw
+
+        def render(tmp: Path) -> list[str]:
+            with figures.style():
+                return fn(*args, tmp)
+        pngs = [out / f for f in atomic_render(out, render) if f.endswith(".png")]
+    return Summary(s.name, s.preset, len(s.rows), table, pngs)
