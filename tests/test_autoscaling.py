@@ -9,6 +9,7 @@ must never run beside another Ray user (`pytest -m "not autoscaler"` skips it).
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -166,5 +167,67 @@ def test_workers_scale_up_for_a_sweep_and_back_to_zero(beat_ray_cache, tmp_path,
     finally:
         if sampler is not None and sampler.is_alive():
             sampler.stop()
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_gpu_trials_make_the_autoscaler_launch_a_gpu_node_type(beat_ray_cache, tmp_path, monkeypatch):
+    """Issue K: a worker type that declares {"GPU": 1} and starts at zero. A sweep of GPU trials (no
+    --gpus-per-trial: the driver sees no GPU now and must look at the autoscaler's node types) makes the
+    autoscaler launch that type, the trials train there holding the GPU fraction they asked for, and,
+    this machine having no CUDA, run on CPU under --allow-cpu-fallback, which the rows record."""
+    import ray
+
+    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cluster = _local_autoscaling_cluster()(
+        head_resources={"CPU": 0},
+        worker_node_types={"gpu_worker": {"resources": {"CPU": 2, "GPU": 1}, "node_config": {},
+                                          "min_workers": 0, "max_workers": 1}},
+        idle_timeout_minutes=IDLE_TIMEOUT_MIN,
+    )
+    seen_gpu_nodes: set[str] = set()
+    halt = threading.Event()
+
+    def sample():
+        while not halt.is_set():
+            try:
+                seen_gpu_nodes.update(n["NodeID"] for n in ray.nodes()
+                                      if n["Alive"] and n["Resources"].get("GPU", 0) > 0)
+            except Exception:              # noqa: BLE001 - a failed sample is retried
+                pass
+            halt.wait(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        cluster.start(override_env=env)
+        address = f"{ray._private.services.get_node_ip_address()}:6379"
+        ray.init(address=address, log_to_driver=False)
+        assert ray.cluster_resources().get("GPU", 0) == 0          # no GPU now: only the autoscaler has one
+        sampler.start()
+        cells = [{"dataset": "synth", "task": "all", "n_records": 120, "epochs": 1, "batch_size": 32,
+                  "threads": 1, "model": "resnet1d_wang", "model_kwargs": {"width": 16}, "seed": s,
+                  "use_gpu": True, "gpus_per_trial": 0.5} for s in (0, 1)]
+        cmd = [sys.executable, "tests/sweep_driver.py", str(tmp_path / "storage"), str(tmp_path / "results"),
+               json.dumps(cells), "--connect", "--allow-cpu-fallback", "--max-concurrent", "0"]
+        run = subprocess.run(cmd, cwd=REPO, env={**os.environ, "RAY_ADDRESS": address,
+                                                 "BEAT_RAY_CACHE": str(beat_ray_cache)},
+                             capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S, check=False)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+        assert "devices: 2 of 2 trials on GPU ([0.5] per worker); cluster: 0 GPUs now, up to 1" in run.stdout, \
+            run.stdout[-3000:]
+        halt.set()
+        sampler.join(timeout=10)
+        assert seen_gpu_nodes, "the autoscaler never launched the GPU node type"
+        rows = pd.read_parquet(tmp_path / "results" / "faults" / "test" / "trials.parquet")
+        assert len(rows) == 2
+        assert set(rows["train_node_id"]) <= seen_gpu_nodes, (set(rows["train_node_id"]), seen_gpu_nodes)
+        assert (rows["gpu_fraction"] == 0.5).all() and rows["config/use_gpu"].all()
+        assert (rows["device"] == "cpu").all() and rows["cpu_fallback"].all()
+    finally:
+        halt.set()
         ray.shutdown()
         cluster.shutdown()

@@ -294,9 +294,11 @@ def test_rayjob_runs_the_data_efficiency_study():
     argv = spec["entrypoint"].split()
     assert argv[:4] == ["python", "experiments/data_efficiency.py", "--preset", "paper"]
     opts = dict(zip(argv[4::2], argv[5::2]))
-    assert set(opts) == {"--data-root", "--storage-path", "--name", "--results-root", "--max-concurrent-trials"}
-    assert opts["--storage-path"].startswith(("s3://", "gs://"))         # shared by all pods
-    assert int(opts["--max-concurrent-trials"]) > 1      # else run_study sizes it from 0 worker CPUs: 1
+    assert set(opts) == {"--data-root", "--storage-path", "--name", "--results-root", "--max-concurrent-trials",
+                         "--gpus-per-trial"}
+    assert opts["--storage-path"].startswith(("s3://", "gs://"))         # shared by all pods; caches published there
+    assert int(opts["--max-concurrent-trials"]) > 1      # KubeRay's autoscaler config is not readable from the head
+    assert float(opts["--gpus-per-trial"]) == 0.25       # ... so the GPU decision is explicit
     # the paths it names are mounted on the head, where the driver runs
     head = _containers(spec["rayClusterSpec"]["headGroupSpec"])[0]
     mounts = [m["mountPath"] for m in head["volumeMounts"]]
@@ -522,3 +524,23 @@ def test_autoscaler_would_launch_gpu_workers_for_a_paper_queue(path, monkeypatch
     assert cfg["head_node_type"] not in to_add
     assert sum(to_add.values()) <= cfg["max_workers"]
     assert left == [], left[:3]
+
+
+@pytest.mark.parametrize("config", ["aws", "gcp"])
+def test_launcher_mounts_every_dataset_and_sets_a_node_cache(config):
+    """Issue K: the benchmark's paper preset reads PTB-XL, CPSC2018 and Chapman; every node starts Ray with a
+    node-local BEAT_RAY_CACHE, where published caches are copied once (beat_ray/data/cachesync.py)."""
+    cfg = yaml.safe_load((REPO / "cluster" / f"{config}.yaml").read_text())
+    assert set(cfg["file_mounts"]) == {"/data/ptb-xl/1.0.3", "/data/cpsc2018", "/data/chapman"}
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        assert any("export BEAT_RAY_CACHE=/data/beat_ray_cache;" in c for c in cfg[key]), key
+
+
+def test_kuberay_pods_mount_every_dataset_and_a_node_cache():
+    for spec in (raycluster()["spec"], rayjob()["spec"]["rayClusterSpec"]):
+        groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+        for g in groups:
+            (c,) = _containers(g)
+            mounts = {m["mountPath"] for m in c["volumeMounts"]}
+            assert {"/data/ptb-xl", "/data/cpsc2018", "/data/chapman", "/cache"} <= mounts, mounts
+            assert {"name": "BEAT_RAY_CACHE", "value": "/cache"} in c["env"]

@@ -21,7 +21,7 @@ def _cfg(model: str, seed: int = 0) -> TrialConfig:
 
 
 def _public(m: dict) -> dict:
-    return {k: v for k, v in m.items() if not k.startswith("_") and k != "train_seconds"}
+    return {k: v for k, v in m.items() if not k.startswith("_") and k not in ("train_seconds", "data_origin")}   # time and provenance
 
 
 def _assert_same(a: dict, b: dict) -> None:

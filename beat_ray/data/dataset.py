@@ -92,18 +92,25 @@ class ECGDataset:
         return [i for i, c in enumerate(self.classes) if self.class_groups.get(c) == group]
 
     # ------------------------------------------------------------------ cache I/O
-    def save(self, path: str | Path) -> Path:
-        """Write atomically: build in a sibling temp dir, then rename over `path`."""
+    def save(self, path: str | Path, signals_file: str | Path | None = None) -> Path:
+        """Write atomically: build in a sibling temp dir, then rename over `path`.
+
+        `signals_file`: a finished signals .npy on the same filesystem (what `prepare` streamed);
+        it is moved into place instead of being copied from `self.signals`.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            sig = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32,
-                                            shape=self.signals.shape)
-            sig[:] = self.signals
-            sig.flush()
-            del sig
+            if signals_file is not None:
+                os.replace(signals_file, tmp / "signals.npy")
+            else:
+                sig = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32,
+                                                shape=self.signals.shape)
+                sig[:] = self.signals
+                sig.flush()
+                del sig
             np.save(tmp / "labels.npy", self.labels.astype(np.uint8))
             if self.extras:
                 np.savez(tmp / "extras.npz", **self.extras)

@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from beat_ray.data.cachesync import SOURCE_ENV, fetch
 from beat_ray.data.dataset import SPLITS, ECGDataset, fold_to_split
 from beat_ray.data.errors import RecordError
+from beat_ray.data.npywriter import NpyRowWriter
 from beat_ray.data.signal import fix_length, resample
 from beat_ray.data.sources import SOURCES, RecordRef, Source
 from beat_ray.data.splits import stratified_group_folds, write_folds_csv
@@ -30,6 +32,11 @@ from beat_ray.progress import progress_bar
 PREP_VERSION = 1
 FLAT_STD_MV = 1e-4          # a lead whose std is below this is flat (0.1 µV)
 DEFAULT_TASKS = {"synth": "all", "ptbxl": "superdiagnostic", "cpsc2018": "all", "chapman": "rhythm"}
+
+
+# cache dir -> how this process got it ("local cache ...", "copied from ...", "prepared from ..."):
+# rows and trial logs say where a trial read its data
+ORIGIN: dict[str, str] = {}
 
 
 def default_cache_dir() -> Path:
@@ -107,7 +114,8 @@ def _load_one(args: tuple[Source, RecordRef, int, int, float]) -> tuple[np.ndarr
 
 
 def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, min_seconds: float,
-                   seed: int, workers: int, progress: bool) -> ECGDataset:
+                   seed: int, workers: int, progress: bool, signals_file: Path) -> ECGDataset:
+    """Read every record of `root`; kept signals stream into `signals_file` (.npy), never all in RAM."""
     if not root.exists():
         raise RecordError(root, "dataset root does not exist", reason="missing_file")
     index = src.index(root, task)
@@ -117,7 +125,7 @@ def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, 
     n_samples = int(round(seconds * fs))
     jobs = [(src, ref, fs, n_samples, min_seconds) for ref in index.refs]
     kept_refs: list[RecordRef] = []
-    rows: list[np.ndarray] = []
+    rows = NpyRowWriter(signals_file, len(jobs), (12, n_samples))
     dropped = [{"record_id": r, "reason": why, "detail": d} for r, why, d in index.dropped]
     lengths: Counter = Counter()
     flat_records, absent_records = [], []
@@ -131,16 +139,20 @@ def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, 
                 dropped.append(info)
                 continue
             kept_refs.append(ref)
-            rows.append(sig)
+            rows.append(sig)                  # straight to the file
             lengths[info["length"]] += 1
             if info["flat_leads"]:
                 flat_records.append({"record_id": ref.record_id, "flat_leads": info["flat_leads"]})
             if info["absent_leads"]:
                 absent_records.append({"record_id": ref.record_id, "absent_leads": info["absent_leads"]})
+    except BaseException:
+        rows.abort()
+        raise
     finally:
         bar.close()
         if pool:
             pool.shutdown()
+    rows.close()
     if len(kept_refs) < 10:
         reasons = Counter(d["reason"] for d in dropped)
         raise RecordError(root, f"only {len(kept_refs)} usable records (need >= 10 for 10 folds); "
@@ -166,7 +178,8 @@ def _prepare_files(src: Source, root: Path, task: str, fs: int, seconds: float, 
               "fold_source": fold_source,
               # label codes outside the task's classes (SNOMED for Challenge sources): ignored, counted
               "unknown_codes": dict(sorted(getattr(src, "unknown_codes", {}).items()))}
-    return ECGDataset(name=src.name, task=task, signals=np.stack(rows), labels=labels, classes=list(classes),
+    return ECGDataset(name=src.name, task=task, signals=np.load(signals_file, mmap_mode="r"), labels=labels,
+                      classes=list(classes),
                       fs=fs, record_ids=rec_ids, patient_ids=pat_ids, folds=folds,
                       class_groups=dict(index.class_groups), report=report)
 
@@ -195,7 +208,15 @@ def prepare(dataset: str, root: str | Path | None = None, task: str | None = Non
     path = cache_root / f"{dataset}-{task}-{fs}hz-{config_key(config)}"
     with _locked(cache_root / f".{path.name}.lock"):
         if (path / "meta.json").exists() and not force:
+            ORIGIN[str(path)] = f"local cache {path}"
             return path
+        source = os.environ.get(SOURCE_ENV)
+        took = None if force or not source else fetch(path, source)
+        if took is not None:
+            ORIGIN[str(path)] = f"copied from {source}/{path.name} to {path} in {took:.1f} s"
+            print(f"beat-ray: dataset cache {ORIGIN[str(path)]}", flush=True)
+            return path
+        ORIGIN[str(path)] = f"prepared from {root or dataset} into {path}"
         if dataset == "synth":
             from beat_ray.data.synth import SynthConfig, generate
             ds = generate(SynthConfig(fs=int(fs), seconds=float(seconds), seed=int(seed), **source_kwargs),
@@ -203,15 +224,26 @@ def prepare(dataset: str, root: str | Path | None = None, task: str | None = Non
             ds.report.setdefault("records_listed", len(ds))
             ds.report.setdefault("records_kept", len(ds))
             ds.report.setdefault("dropped", [])
+            signals_file = None
         else:
             src = make_source(dataset, fs=int(fs), **source_kwargs)
             if root is None:
                 raise ValueError(f"dataset {dataset!r} needs --root (the folder holding its files)")
-            ds = _prepare_files(src, Path(root), task, int(fs), float(seconds), float(min_seconds),
-                                int(seed), workers, progress)
+            cache_root.mkdir(parents=True, exist_ok=True)
+            signals_file = cache_root / f".{path.name}.signals-{os.getpid()}.npy"
+            try:
+                ds = _prepare_files(src, Path(root), task, int(fs), float(seconds), float(min_seconds),
+                                    int(seed), workers, progress, signals_file)
+            except BaseException:
+                signals_file.unlink(missing_ok=True)
+                raise
         ds.config = {**ds.config, **config}      # keep source-specific entries (e.g. synth classes_all)
         ds.report.update(summarize(ds))
-        ds.save(path)
+        try:
+            ds.save(path, signals_file=signals_file)
+        finally:
+            if signals_file is not None:
+                signals_file.unlink(missing_ok=True)
         write_folds_csv(path / "folds.csv", ds.record_ids, ds.patient_ids, ds.folds)
     return path
 

@@ -54,14 +54,16 @@ class LeadStandardizer:
     std: np.ndarray | None = None    # (12,)
     per_lead: bool = True
 
-    def fit(self, signals: np.ndarray, chunk: int = 512) -> "LeadStandardizer":
-        """Streaming moments over (N, 12, T), so a memory-mapped cache is never loaded whole."""
+    def fit(self, signals: np.ndarray, rows: np.ndarray | None = None, chunk: int = 512) -> "LeadStandardizer":
+        """Streaming moments over the `rows` (default all) of (N, 12, T), `chunk` records at a time, so
+        a memory-mapped cache, or a training split of it, is never loaded whole."""
         n_leads = signals.shape[1]
+        rows = np.arange(len(signals)) if rows is None else np.sort(np.asarray(rows))
         s = np.zeros(n_leads)
         s2 = np.zeros(n_leads)
         count = 0
-        for i in range(0, len(signals), chunk):
-            block = np.asarray(signals[i:i + chunk], dtype=np.float64)
+        for i in range(0, len(rows), chunk):
+            block = np.asarray(signals[rows[i:i + chunk]], dtype=np.float64)
             s += block.sum(axis=(0, 2))
             s2 += (block ** 2).sum(axis=(0, 2))
             count += block.shape[0] * block.shape[2]

@@ -67,7 +67,8 @@ class TrialConfig:
     # where
     workers: int = 1                   # > 1: DDP through a TorchTrainer
     use_gpu: bool = False
-    gpus_per_trial: float = 1.0        # fractional GPUs per trial when use_gpu
+    gpus_per_trial: float = 1.0        # GPUs per worker when use_gpu (fractional only with workers == 1)
+    allow_cpu_fallback: bool = False   # a trial given a GPU but finding no CUDA trains on CPU (recorded)
     # the study this trial belongs to (for results rows)
     study: str = ""
     preset: str = ""
@@ -87,6 +88,10 @@ class TrialConfig:
             raise ValueError(f"unknown recipe {self.recipe!r}; known: {sorted(RECIPES)}")
         if not 1 <= int(self.test_fold) <= N_FOLDS:
             raise ValueError(f"test_fold must be in 1..{N_FOLDS}, got {self.test_fold}")
+        if self.use_gpu and self.workers > 1 and float(self.gpus_per_trial) != int(self.gpus_per_trial):
+            raise ValueError(f"gpus_per_trial={self.gpus_per_trial} with workers={self.workers}: fractional GPUs "
+                             "would put several DDP (NCCL) ranks on one GPU, which NCCL refuses or serialises; "
+                             "use whole GPUs per worker (gpus_per_trial=1) or workers=1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -77,7 +77,7 @@ def build_inputs(cfg: TrialConfig, model: torch.nn.Module, ds: ECGDataset | None
     if kind == "signal":
         # Signal statistics need no labels: fit on the whole training split, never on val/test.
         per_lead = RECIPES[cfg.recipe]["scaler"] == "lead"
-        scaler = LeadStandardizer(per_lead=per_lead).fit(ds.signals[np.sort(train_all)])
+        scaler = LeadStandardizer(per_lead=per_lead).fit(ds.signals, rows=train_all)   # chunked: RSS flat in N
     prevalence = ds.labels[train].astype(np.float32).mean(0)
     return TrialData(ds, tokens, scaler, train, val, test, kind, tok_cfg, flagged, prevalence, skipped)
 

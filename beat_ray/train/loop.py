@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from beat_ray.data.prepare import ORIGIN
 from beat_ray.data.splits import record_set_hash
 from beat_ray.models import create, sliding_window_logits
 from beat_ray.train.config import RECIPES, TrialConfig, fold_layout_text
@@ -147,23 +148,38 @@ def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig,
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def restore(model: nn.Module, opt: torch.optim.Optimizer, sched, state: dict, device: torch.device) -> None:
+    """Load a checkpoint's model, optimizer and scheduler state onto `device`, whatever device wrote it.
+
+    Order matters: the model moves first, so `Optimizer.load_state_dict` casts the Adam moments to the
+    parameters' device. Loading first and moving after leaves the moments on the CPU, and the first
+    `opt.step()` of a resumed GPU trial fails with a device mismatch.
+    """
+    model.to(device)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+
+
 def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | None = None, *,
         rank: int = 0, world_size: int = 1, wrap_model: Callable[[nn.Module], nn.Module] | None = None,
-        data: TrialData | None = None) -> dict[str, Any]:
-    """Train `cfg` (resuming from `state` if given); returns the final metrics row."""
+        data: TrialData | None = None, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Train `cfg` on `device` (resuming from `state` if given); returns the final metrics row."""
     seed_everything(cfg.seed, cfg.threads)
+    device = torch.device(device)
     ds = data.ds if data is not None else load_dataset(cfg)
+    if ds.path is not None and str(ds.path) in ORIGIN:
+        print(f"beat-ray: trial data: {ORIGIN[str(ds.path)]}", flush=True)
     model = build_model(cfg, len(ds.classes))
     data = data or build_inputs(cfg, model, ds)
+    model.to(device)
     steps_per_epoch = math.ceil(len(data.train) // world_size / cfg.batch_size)
     opt, sched = make_optimizer(cfg, model, steps_per_epoch * cfg.epochs)
     start, best = 0, {"val_macro_auc": -1.0, "epoch": -1, "model": None}
     history: list[dict] = []
     train_s = 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        restore(model, opt, sched, state, device)
         start, best, history, train_s = state["epoch"] + 1, state["best"], state["history"], state["train_s"]
     net = wrap_model(model) if wrap_model else model
     n_params = sum(p.numel() for p in model.parameters())
@@ -182,7 +198,9 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
         metrics = {"epoch": epoch + 1, "train_loss": loss, "val_macro_auc": val_auc,
                    "best_epoch": best["epoch"] + 1, "best_val_macro_auc": best["val_macro_auc"],
                    "train_seconds": train_s, "n_params": n_params, "n_train": len(data.train),
-                   "n_val": len(data.val), "n_test": len(data.test), **records}
+                   "n_val": len(data.val), "n_test": len(data.test), "device": str(device),
+                   "gpu_fraction": float(cfg.gpus_per_trial) if cfg.use_gpu else 0.0,
+                   "cpu_fallback": bool(cfg.use_gpu and device.type == "cpu"), **records}
         if epoch == cfg.epochs - 1:
             metrics.update(final_test_metrics(model, best["model"], data))
             metrics.update(noise_metrics(model, data, cfg))
@@ -196,7 +214,7 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
 
 def record_metrics(data: TrialData, cfg: TrialConfig) -> dict[str, Any]:
     """Which records a trial saw and scored, for the row: the test set is named by a hash."""
-    return {"n_records_dataset": len(data.ds), "test_records_sha": record_set_hash(data.ds.record_ids[data.test]),
+    return {"data_origin": ORIGIN.get(str(data.ds.path), "in memory"), "n_records_dataset": len(data.ds), "test_records_sha": record_set_hash(data.ds.record_ids[data.test]),
             "fold_layout": fold_layout_text(cfg.test_fold), "scaler": RECIPES[cfg.recipe]["scaler"],
             "selection": RECIPES[cfg.recipe]["select"], "n_flagged_train_skipped": data.n_flagged_train_skipped,
             "n_fallback_val": int(data.flagged[data.val].sum()), "n_fallback_test": int(data.flagged[data.test].sum())}

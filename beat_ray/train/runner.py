@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from beat_ray.train.config import TrialConfig
+from beat_ray.train.devices import cluster_capacity, decide_gpu, max_concurrent
 from beat_ray.train.results import (
     append_rows,
     make_row,
@@ -23,6 +24,7 @@ from beat_ray.train.results import (
     save_predictions,
 )
 from beat_ray.train.tune_fn import (
+    CHECKPOINTS_KEPT,
     PREDICTIONS_FILE,
     trainable,
     trial_resources,
@@ -32,8 +34,26 @@ from beat_ray.train.tune_fn import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: Path, fs=None) -> dict:
+def stored_bytes(paths: list[str], fs=None) -> int:
+    """Bytes under `paths` in the sweep's storage (a trial's checkpoints and logs): what retention bounds."""
+    import pyarrow.fs as pafs
+    fs = fs or pafs.LocalFileSystem()
+    total = 0
+    for p in paths:
+        if fs.get_file_info(p).type != pafs.FileType.Directory:
+            continue
+        total += sum(i.size or 0 for i in fs.get_file_info(pafs.FileSelector(p, recursive=True))
+                     if i.type == pafs.FileType.File)
+    return total
+
+
+def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: Path, fs=None,
+             trial_path: str | None = None) -> dict:
     row = make_row(trial_config["trial"], metrics, trial_id)
+    if trial_path:
+        # the Tune trial's folder, plus a TorchTrainer trial's Train run folder beside it (tune_fn.trainable)
+        parent, _ = trial_path.rstrip("/").rsplit("/", 1)
+        row["storage_bytes"] = stored_bytes([trial_path, f"{parent}-{trial_id}"], fs)
     if checkpoint is None and metrics.get("checkpoint_path"):
         # a TorchTrainer trial: its checkpoints live in the Train run's storage, not in the Tune trial's
         from ray.train import Checkpoint
@@ -80,7 +100,7 @@ def _results_callback(out: Path, fs=None):
             if (trial.last_result and "test/macro_auc" in trial.last_result
                     and trial.trial_id not in set(read_rows(out).get("trial_id", []))):
                 self._pending[trial.trial_id] = _row_for(trial.config, trial.last_result, trial.trial_id,
-                                                         trial.checkpoint, out, fs)
+                                                         trial.checkpoint, out, fs, trial.path)
 
         def _promote(self) -> None:
             self._ready.update(self._pending)
@@ -108,12 +128,13 @@ def _results_callback(out: Path, fs=None):
     return ResultsWriter()
 
 
-def prepare_inputs(cells: list[dict]) -> None:
-    """Build every dataset and token cache once on the driver, before trials race for them."""
+def prepare_inputs(cells: list[dict]) -> list[Path]:
+    """Build every dataset and token cache once on the driver, before trials race for them; returns
+    the cache dirs (token caches live inside their dataset's)."""
     from beat_ray.models import create
     from beat_ray.train.inputs import build_inputs, load_dataset
 
-    seen = set()
+    seen, paths = set(), []
     for cell in cells:
         cfg = TrialConfig.from_dict(cell)
         key = (cfg.dataset, cfg.task, cfg.fs, cfg.n_records, cfg.data_seed, cfg.root, cfg.model, cfg.token_mode)
@@ -121,6 +142,21 @@ def prepare_inputs(cells: list[dict]) -> None:
             seen.add(key)
             ds = load_dataset(cfg)
             build_inputs(cfg, create(cfg.model, len(ds.classes), **cfg.model_kwargs), ds)
+            if ds.path is not None and ds.path not in paths:
+                paths.append(ds.path)
+    return paths
+
+
+def publish_caches(paths: list[Path], storage_path: str) -> str | None:
+    """Upload the driver's caches beside the sweep (cachesync) when trials may run on other machines:
+    a URI storage path (s3://, gs://, file://) or BEAT_RAY_PUBLISH_CACHE=1. Returns where trials look."""
+    from beat_ray.data.cachesync import publish, published_location
+    if "://" not in storage_path and os.environ.get("BEAT_RAY_PUBLISH_CACHE") != "1":
+        return None
+    dest = published_location(storage_path)
+    for p in paths:
+        print(f"data: cache {p.name} {'published to' if publish(p, dest) else 'already at'} {dest}")
+    return dest
 
 
 # Tune's live table: these grid keys always, plus any other scalar key that varies across the cells.
@@ -166,49 +202,74 @@ def longest_first(cells: list[dict]) -> list[dict]:
 
 def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str | None = None,
               name: str | None = None, results_root: str | Path = REPO / "results",
-              max_concurrent_trials: int | None = None, max_failures: int = 2) -> Path:
-    """Run (or resume) one sweep over `cells` and return the folder holding trials.parquet."""
+              max_concurrent_trials: int | None = None, max_failures: int = 2,
+              gpus_per_trial: float | None = None, allow_cpu_fallback: bool = False) -> Path:
+    """Run (or resume) one sweep over `cells` and return the folder holding trials.parquet.
+
+    `gpus_per_trial` (None: each cell's own wish, honoured only if the cluster has or can autoscale
+    to GPUs; see devices.decide_gpu) and `allow_cpu_fallback` apply to every cell.
+    """
     import ray
     from ray import tune
-    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
+    from ray.tune import (
+        CheckpointConfig,
+        FailureConfig,
+        PlacementGroupFactory,
+        RunConfig,
+        TuneConfig,
+        Tuner,
+    )
 
-    cells = longest_first([TrialConfig.from_dict({**c, "study": study, "preset": preset}).to_dict() for c in cells])
     name = name or f"{study}-{preset}"
     storage_path = storage_path or str(Path(results_root).resolve().parent / ".ray_results")
     out = results_dir(results_root, study, preset)
     if not ray.is_initialized():
+        # the trials' cache dir: BEAT_RAY_TRIAL_CACHE where the trials' disk is not the driver's, else the
+        # driver's BEAT_RAY_CACHE. In a `ray job` the job's runtime env rules (a repeated key is an error).
+        trial_cache = os.environ.get("BEAT_RAY_TRIAL_CACHE") or os.environ.get("BEAT_RAY_CACHE")
         ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False,
-                 runtime_env={"env_vars": {"BEAT_RAY_CACHE": os.environ.get("BEAT_RAY_CACHE", "")}}
-                 if os.environ.get("BEAT_RAY_CACHE") and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ
-                 else None)      # in a `ray job`, the job's runtime env rules; a repeated key is an error
-    prepare_inputs(cells)
-    first = TrialConfig.from_dict(cells[0])
-    res = trial_resources(first)
-    if max_concurrent_trials is None and first.distributed:
-        # a TorchTrainer trial's driver needs only 0.01 CPU: without a cap, Tune would start a driver
-        # per cell that then waits for worker resources. Cap at what the cluster holds now.
-        cpus = ray.cluster_resources().get("CPU", 1)
-        per_trial = first.workers * worker_resources(first)["CPU"] + res["CPU"]
-        max_concurrent_trials = max(1, int(cpus // per_trial))
+                 runtime_env={"env_vars": {"BEAT_RAY_CACHE": trial_cache}}
+                 if trial_cache and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ else None)
+    capacity = cluster_capacity()
+    cells = decide_gpu(cells, capacity, gpus_per_trial, allow_cpu_fallback)
+    try:
+        cells = longest_first([TrialConfig.from_dict({**c, "study": study, "preset": preset}).to_dict()
+                               for c in cells])
+    except ValueError as exc:           # e.g. --gpus-per-trial 0.5 with workers=2
+        raise SystemExit(f"{study}/{preset}: {exc}") from None
+    gpu_cells = sum(bool(c["use_gpu"]) for c in cells)
+    print(f"devices: {gpu_cells} of {len(cells)} trials on GPU"
+          + (f" ({sorted({c['gpus_per_trial'] for c in cells if c['use_gpu']})} per worker)" if gpu_cells else "")
+          + f"; cluster: {capacity.gpus_now:g} GPUs now, up to {capacity.gpus_max:g} ({capacity.source})")
+    cache_source = publish_caches(prepare_inputs(cells), storage_path)
+    configs = [TrialConfig.from_dict(c) for c in cells]
+    if max_concurrent_trials is None and any(c.distributed for c in configs):
+        # a TorchTrainer trial's driver needs only 0.01 CPU: without a cap, Tune would start a driver per
+        # cell that then waits for worker resources. Cap at the trials whose workers the largest cluster
+        # (alive nodes + what the autoscaler may launch) holds, GPUs and CPUs both counted.
+        max_concurrent_trials = max_concurrent(
+            [(worker_resources(c), c.workers) for c in configs if c.distributed], capacity)
     # Single-device trials need no cap: a trial is its own worker, so Tune starts what fits, and the
     # pending ones are what an autoscaling cluster (e.g. a 0-CPU head) scales up for.
-    fn = tune.with_resources(trainable, res)
+    # Resources come per cell (a grid may mix CPU and GPU cells).
+    fn = tune.with_resources(trainable, lambda config: PlacementGroupFactory(
+        [trial_resources(TrialConfig.from_dict(config["trial"]))]))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")      # the classic output engine honours progress_reporter
     fs = _storage_fs(storage_path)
     exp_path = f"{storage_path.rstrip('/')}/{name}"
     if Tuner.can_restore(exp_path):
         tuner = Tuner.restore(exp_path, trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
-        tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells)},
+        tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells), "cache_source": cache_source},
                       tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials or None, reuse_actors=True),
                       run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,
                                            progress_reporter=progress_reporter(cells),
                                            callbacks=[_results_callback(out, fs)],
                                            failure_config=FailureConfig(max_failures=max_failures),
-                                           checkpoint_config=CheckpointConfig(num_to_keep=2)))
+                                           checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)))
     grid = tuner.fit()
     have = set(read_rows(out).get("trial_id", []))      # rows the callback wrote stay as written
-    rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out, fs)
+    rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out, fs, r.path)
             for r in grid if r.error is None and r.metrics and "test/macro_auc" in r.metrics
             and r.metrics["trial_id"] not in have]
     if rows:

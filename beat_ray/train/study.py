@@ -56,12 +56,6 @@ def fold_seeds(rotate: bool, seeds: tuple[int, ...]) -> list[tuple[int, int]]:
     return [(k, seeds[0]) for k in range(1, N_FOLDS + 1)] + [(N_FOLDS, s) for s in seeds[1:]]
 
 
-def auto_gpu(base: TrialConfig) -> TrialConfig:
-    """`use_gpu` follows the machine: True only where torch sees CUDA; CPU fallback is automatic."""
-    import torch
-    return replace(base, use_gpu=bool(base.use_gpu and torch.cuda.is_available()))
-
-
 def parse_overrides(items: list[str]) -> dict:
     """`["epochs=5", "train_noise=ma:12"]` -> typed values (JSON where it parses, else the string)."""
     out = {}
@@ -104,19 +98,30 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
     ap.add_argument("--folds", choices=("official", "rotate"), default=None,
                     help="official: train 1-8, val 9, test 10 at every seed; rotate: each fold is the test "
                          "fold once (first seed), other seeds on fold 10 (default: the preset's)")
+    ap.add_argument("--gpus-per-trial", type=float, default=None,
+                    help="GPUs per trial worker for every cell (0 = train on CPUs). Default: the preset's, used "
+                         "only if the cluster has or can autoscale to GPUs; otherwise the study stops and says so")
+    ap.add_argument("--allow-cpu-fallback", action="store_true",
+                    help="a trial given a GPU that finds no CUDA trains on CPU (the row records it) instead of failing")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a base TrialConfig field, e.g. --set epochs=5 --set train_noise=ma:12")
     a = ap.parse_args(argv)
     grid = presets[a.preset]
-    base = auto_gpu(grid.base)
+    base = grid.base
     roots = parse_data_root(a.data_root)
     if "" in roots:
         base = replace(base, root=roots.pop(""))
-    base = replace(base, **parse_overrides(a.set))
+    try:
+        base = replace(base, **parse_overrides(a.set))
+    except ValueError as exc:           # a config TrialConfig refuses (e.g. fractional GPUs with DDP)
+        raise SystemExit(f"{study}/{a.preset}: {exc}") from None
     grid = replace(grid, base=base)
     if a.folds is not None:
         grid = replace(grid, rotate=a.folds == "rotate")
-    cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
+    try:
+        cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
+    except ValueError as exc:           # a config TrialConfig refuses (e.g. fractional GPUs with DDP)
+        raise SystemExit(f"{study}/{a.preset}: {exc}") from None
     lacking = sorted({c["dataset"] for c in cells if c["dataset"] != "synth" and not c.get("root")})
     if lacking:
         raise SystemExit(f"--data-root is needed for {lacking}: one folder, or DATASET=PATH pairs "
@@ -129,7 +134,8 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
     from beat_ray.train.runner import REPO, run_study
     out = run_study(cells, study=study, preset=a.preset, storage_path=a.storage_path, name=a.name,
                     results_root=a.results_root or REPO / "results",
-                    max_concurrent_trials=a.max_concurrent_trials)
+                    max_concurrent_trials=a.max_concurrent_trials, gpus_per_trial=a.gpus_per_trial,
+                    allow_cpu_fallback=a.allow_cpu_fallback)
     rows = pd.read_parquet(out / "trials.parquet")
     from beat_ray.report.summary import shown
     print(f"results: {shown(out / 'trials.parquet')} ({len(rows)} rows; CSV beside it)")

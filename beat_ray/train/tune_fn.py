@@ -21,6 +21,10 @@ from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import fit
 
 STATE_FILE = "state.pt"
+# Every epoch's checkpoint holds the best-validation weights too (loop.fit's state["best"]), so the
+# last two cover "last and best" and a write torn by a crash: for Tune's and for Train's storage.
+CHECKPOINTS_KEPT = 2
+TRAIN_MAX_FAILURES = 0          # Tune retries the whole trial (run_study); the new TorchTrainer restores its run
 PREDICTIONS_FILE = "predictions.npz"
 
 
@@ -36,7 +40,8 @@ def _load_state(checkpoint) -> dict | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as d:
-        return torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+        # on the CPU first, whatever device wrote it: `fit` moves it to this trial's device (loop.restore)
+        return torch.load(os.path.join(d, STATE_FILE), map_location="cpu", weights_only=False)
 
 
 def _public(metrics: dict) -> dict:
@@ -65,16 +70,54 @@ def release_memory() -> bool:
     return True
 
 
+def use_cache_source(source: str | None) -> None:
+    """Where this node's `prepare` copies published caches from (data.cachesync), if the sweep published."""
+    from beat_ray.data.cachesync import SOURCE_ENV
+    if source:
+        os.environ[SOURCE_ENV] = source
+
+
+class NoCudaError(RuntimeError):
+    """A trial that Ray gave a GPU found no CUDA device."""
+
+
+def trial_device(cfg: TrialConfig) -> torch.device:
+    """The device Ray assigned to this worker; never a silent CPU run for a trial that asked for a GPU."""
+    import ray
+    import ray.train.torch
+
+    if not cfg.use_gpu:
+        return torch.device("cpu")
+    gpu_ids = ray.get_gpu_ids()
+    if torch.cuda.is_available():
+        return ray.train.torch.get_device()
+    where = f"node {ray.util.get_node_ip_address()}, Ray GPU ids {gpu_ids}, CUDA_VISIBLE_DEVICES=" \
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}, torch {torch.__version__} (CUDA build: {torch.version.cuda})"
+    if cfg.allow_cpu_fallback:
+        print(f"beat-ray: trial given {cfg.gpus_per_trial} GPU finds no CUDA ({where}); training on CPU "
+              "as --allow-cpu-fallback asks (the row records device cpu)", flush=True)
+        return torch.device("cpu")
+    raise NoCudaError(f"this trial was given {cfg.gpus_per_trial} GPU by Ray but torch finds no CUDA device "
+                      f"({where}). Check the node's NVIDIA driver and that the image has a CUDA build of torch; "
+                      "pass --allow-cpu-fallback to train such trials on CPU instead (recorded in the row), "
+                      "or --gpus-per-trial 0 for CPU trials.")
+
+
 def train_worker(config: dict[str, Any]) -> None:
     """TorchTrainer worker loop: the same `fit`, sharded by rank; rank 0 writes checkpoints."""
     import ray.train
     import ray.train.torch
 
     cfg = TrialConfig.from_dict(config["trial"])
+    use_cache_source(config.get("cache_source"))
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = trial_device(cfg)
+
+    node = ray.get_runtime_context().get_node_id()
 
     def on_epoch(metrics: dict, state_fn) -> None:
+        metrics = {**metrics, "train_node_id": node}        # where the model trained (the GPU node)
         if rank == 0:
             _report_with_checkpoint(ray.train.report, metrics, state_fn)
         else:
@@ -82,7 +125,7 @@ def train_worker(config: dict[str, Any]) -> None:
 
     try:
         fit(cfg, _load_state(ray.train.get_checkpoint()), on_epoch, rank=rank, world_size=world,
-            wrap_model=ray.train.torch.prepare_model)
+            wrap_model=lambda m: ray.train.torch.prepare_model(m, move_to_device=False), device=device)
     finally:
         release_memory()
 
@@ -92,28 +135,38 @@ def trainable(config: dict[str, Any]) -> None:
     from ray import tune
 
     cfg = TrialConfig.from_dict(config["trial"])
+    use_cache_source(config.get("cache_source"))
     if not cfg.distributed:
+        import ray
+        node = ray.get_runtime_context().get_node_id()
         try:
             fit(cfg, _load_state(tune.get_checkpoint()),
-                lambda m, state_fn: _report_with_checkpoint(tune.report, m, state_fn))
+                lambda m, state_fn: _report_with_checkpoint(tune.report, {**m, "train_node_id": node}, state_fn))
         finally:
             release_memory()
         return
-    from ray.train import FailureConfig, RunConfig
-    from ray.train.torch import TorchTrainer
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
     ctx = tune.get_context()
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"trial": cfg.to_dict()},
+        train_loop_config={"trial": cfg.to_dict(), "cache_source": config.get("cache_source")},
         scaling_config=scaling_config(cfg),
+        # one world-size-1 worker needs no collectives; NCCL only where ranks talk to each other on GPUs
+        torch_config=TorchConfig(backend="nccl" if cfg.use_gpu and cfg.workers > 1 else "gloo"),
         # the Tune run's own storage (filesystem included, so s3:// stays s3://); TuneReportCallback
-        # forwards each report's checkpoint location as metrics["checkpoint_path"] (runner reads it)
+        # forwards each report's checkpoint location as metrics["checkpoint_path"] (runner reads it).
+        # Retries: one policy. Train does not retry (TRAIN_MAX_FAILURES = 0); Tune retries the trial
+        # (run_study's FailureConfig), and the new TorchTrainer, with the same name and storage,
+        # restores its run's checkpoint manager and resumes from the latest registered checkpoint.
         run_config=RunConfig(name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}",
                              storage_path=ctx.get_storage().storage_fs_path,
                              storage_filesystem=ctx.get_storage().storage_filesystem,
-                             callbacks=[TuneReportCallback()], failure_config=FailureConfig(max_failures=2)),
+                             callbacks=[TuneReportCallback()],
+                             failure_config=FailureConfig(max_failures=TRAIN_MAX_FAILURES),
+                             checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)),
     )
     trainer.fit()
 
