@@ -18,6 +18,7 @@ from pathlib import Path
 
 SOURCE_ENV = "BEAT_RAY_CACHE_SOURCE"        # where trials look for published caches
 PUBLISHED_DIR = "_beat_ray_cache"
+CHUNK = 1 << 24                              # bytes per read while copying a cache file
 
 
 def _fs(uri: str):
@@ -48,8 +49,7 @@ def publish(cache: Path, dest: str) -> bool:
         target = f"{base}/{cache.name}/{p.relative_to(cache).as_posix()}"
         fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         with open(p, "rb") as src, fs.open_output_stream(target) as out:
-            while chunk := src.read(1 << 24):
-                out.write(chunk)
+            shutil.copyfileobj(src, out, CHUNK)
     return True
 
 
@@ -70,8 +70,7 @@ def fetch(path: Path, source: str) -> float | None:
             target = tmp / info.path[len(root) + 1:]
             target.parent.mkdir(parents=True, exist_ok=True)
             with fs.open_input_stream(info.path) as src, open(target, "wb") as out:
-                while chunk := src.read(1 << 24):
-                    out.write(chunk)
+                shutil.copyfileobj(src, out, CHUNK)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -119,10 +119,7 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
     problems: list[str] = []
     studies = {s: read_study(Path(results), s, preset, problems) for s in present}
     record = read_realdata(Path(realdata), problems)
-    unsupported = [s for s in ("data_efficiency", "noise_robustness") if studies.get(s) is not None
-                   and rotation.rows_rotated(studies[s].rows)]
-    problems += [f"{s}/{preset}: rotated rows are not pooled by the report yet (only benchmark and ablations are)"
-                 for s in unsupported]
+    problems += [why for st in studies.values() if st is not None and (why := rotation.not_pooled(st))]
     if problems:
         raise ResultsError(problems)
     tabs, files, sections = [], [], []
@@ -146,7 +143,7 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
     figs = []
     with figures.style():
         for name, res in sections:
-            stem = {"benchmark": "fig5_benchmark_folds", "ablations": "fig6_ablations_folds"}[name]
+            stem = rotation.FIGURE_STEMS[name]
             files += rotation.figure(res, out, stem, f"{name}, preset {preset}: per-fold and pooled macro-AUC")
             figs.append((stem, name))
         fig4, n_beats = figures.fig4_tokens(*record, out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from beat_ray.report import analysis as an
@@ -64,34 +65,30 @@ def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N
     s = _read(folder)
     boot = an.Bootstrap(n_boot, seed)
     out = Path(out) if out is not None else folder / SUMMARY_DIR
-    draw = None                  # (figure function, its arguments before the output folder)
+    if why := rotation.not_pooled(s):
+        raise ResultsError([why])
+    draw = None                  # the figure function, waiting only for its output folder
     if rotation.rows_rotated(s.rows):
-        if s.name not in ("benchmark", "ablations"):
-            raise ResultsError([f"{s.name}/{s.preset}: rotated rows are not pooled by the report yet "
-                                "(only benchmark and ablations are)"])
         res = rotation.pooled_results(s, boot)
         table = rotation.table(res, boot, s.preset, f"{s.name}_summary", f"{s.name}, preset {s.preset}",
                                "Test macro-AUC pooled over the fold rotation.")
-        stem = {"benchmark": "fig5_benchmark_folds", "ablations": "fig6_ablations_folds"}[s.name]
-        draw = (lambda out_dir: rotation.figure(res, out_dir, stem, f"{s.name}, preset {s.preset}"), ())
+        draw = partial(rotation.figure, res, stem=rotation.FIGURE_STEMS[s.name], title=f"{s.name}, preset {s.preset}")
     elif s.name == "data_efficiency":
         curves = an.label_efficiency(s, boot)
         table = tables.label_efficiency(curves, boot, s.preset)
-        draw = (figures.fig1_data_efficiency, (curves, figures.palette(c.model for c in curves)))
+        draw = partial(figures.fig1_data_efficiency, curves, figures.palette(c.model for c in curves))
     elif s.name == "noise_robustness":
         curves = an.noise(s)
         table = tables.noise(curves, s.preset)
-        draw = (figures.fig2_noise, (curves, figures.palette(c.model for c in curves)))
+        draw = partial(figures.fig2_noise, curves, figures.palette(c.model for c in curves))
     elif s.name == "benchmark":
         table = tables.benchmark(an.benchmark(s, boot), boot, s.preset)
     else:
         table = tables.ablations(an.ablations(s, boot), boot, s.preset)
     pngs: list[Path] = []
     if draw is not None:
-        fn, args = draw
-
         def render(tmp: Path) -> list[str]:
             with figures.style():
-                return fn(*args, tmp)
+                return draw(out=tmp)
         pngs = [out / f for f in atomic_render(out, render) if f.endswith(".png")]
     return Summary(s.name, s.preset, len(s.rows), table, pngs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -57,7 +57,6 @@ class Capacity:
     nodes: tuple[dict, ...]
     source: str                                   # how it was found, for messages and rows
     gpus_now: float = 0.0
-    launchable: dict[str, dict] = field(default_factory=dict)     # worker type -> resources
 
     @property
     def gpus_max(self) -> float:
@@ -79,11 +78,10 @@ def cluster_capacity() -> Capacity:
     if cfg is None:
         return Capacity(tuple(alive), f"alive nodes only ({where})", gpus_now)
     head_type = cfg.get("head_node_type")
-    types = {k: dict(v.get("resources") or {}) for k, v in cfg["available_node_types"].items() if k != head_type}
     launch = [r for k, v in cfg["available_node_types"].items() if k != head_type
               for r in [dict(v.get("resources") or {})] * int(v.get("max_workers", cfg.get("max_workers", 0)) or 0)]
     head = [n for n in alive if HEAD_KEY in n]
-    return Capacity(tuple(head + launch), f"head + autoscaler node types ({where})", gpus_now, types)
+    return Capacity(tuple(head + launch), f"head + autoscaler node types ({where})", gpus_now)
 
 
 def decide_gpu(cells: list[dict], capacity: Capacity, gpus_per_trial: float | None,

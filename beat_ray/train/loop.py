@@ -214,7 +214,8 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
 
 def record_metrics(data: TrialData, cfg: TrialConfig) -> dict[str, Any]:
     """Which records a trial saw and scored, for the row: the test set is named by a hash."""
-    return {"data_origin": ORIGIN.get(str(data.ds.path), "in memory"), "n_records_dataset": len(data.ds), "test_records_sha": record_set_hash(data.ds.record_ids[data.test]),
+    return {"data_origin": ORIGIN.get(str(data.ds.path), "in memory"), "n_records_dataset": len(data.ds),
+            "test_records_sha": record_set_hash(data.ds.record_ids[data.test]),
             "fold_layout": fold_layout_text(cfg.test_fold), "scaler": RECIPES[cfg.recipe]["scaler"],
             "selection": RECIPES[cfg.recipe]["select"], "n_flagged_train_skipped": data.n_flagged_train_skipped,
             "n_fallback_val": int(data.flagged[data.val].sum()), "n_fallback_test": int(data.flagged[data.test].sum())}

@@ -26,6 +26,7 @@ from beat_ray.train.results import (
 from beat_ray.train.tune_fn import (
     CHECKPOINTS_KEPT,
     PREDICTIONS_FILE,
+    train_run_name,
     trainable,
     trial_resources,
     worker_resources,
@@ -51,9 +52,9 @@ def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: 
              trial_path: str | None = None) -> dict:
     row = make_row(trial_config["trial"], metrics, trial_id)
     if trial_path:
-        # the Tune trial's folder, plus a TorchTrainer trial's Train run folder beside it (tune_fn.trainable)
-        parent, _ = trial_path.rstrip("/").rsplit("/", 1)
-        row["storage_bytes"] = stored_bytes([trial_path, f"{parent}-{trial_id}"], fs)
+        # the Tune trial's folder, plus a TorchTrainer trial's Train run folder beside the experiment's
+        storage, experiment, _ = trial_path.rstrip("/").rsplit("/", 2)
+        row["storage_bytes"] = stored_bytes([trial_path, f"{storage}/{train_run_name(experiment, trial_id)}"], fs)
     if checkpoint is None and metrics.get("checkpoint_path"):
         # a TorchTrainer trial: its checkpoints live in the Train run's storage, not in the Tune trial's
         from ray.train import Checkpoint

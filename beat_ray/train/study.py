@@ -111,16 +111,12 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
     roots = parse_data_root(a.data_root)
     if "" in roots:
         base = replace(base, root=roots.pop(""))
-    try:
-        base = replace(base, **parse_overrides(a.set))
-    except ValueError as exc:           # a config TrialConfig refuses (e.g. fractional GPUs with DDP)
-        raise SystemExit(f"{study}/{a.preset}: {exc}") from None
-    grid = replace(grid, base=base)
-    if a.folds is not None:
-        grid = replace(grid, rotate=a.folds == "rotate")
-    try:
+    try:                                # a config TrialConfig refuses (e.g. fractional GPUs with DDP)
+        grid = replace(grid, base=replace(base, **parse_overrides(a.set)))
+        if a.folds is not None:
+            grid = replace(grid, rotate=a.folds == "rotate")
         cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
-    except ValueError as exc:           # a config TrialConfig refuses (e.g. fractional GPUs with DDP)
+    except ValueError as exc:
         raise SystemExit(f"{study}/{a.preset}: {exc}") from None
     lacking = sorted({c["dataset"] for c in cells if c["dataset"] != "synth" and not c.get("root")})
     if lacking:

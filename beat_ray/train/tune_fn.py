@@ -49,10 +49,19 @@ def _public(metrics: dict) -> dict:
 
 
 def _report_with_checkpoint(report, metrics: dict, state_fn) -> None:
+    """Report an epoch with its checkpoint, and the node it trained on (the GPU node, for a DDP trial)."""
+    import ray
+    from ray.tune import Checkpoint
+
     with tempfile.TemporaryDirectory() as tmp:
         _save_checkpoint_dir(tmp, state_fn(), metrics)
-        from ray.tune import Checkpoint
-        report(_public(metrics), checkpoint=Checkpoint.from_directory(tmp))
+        report({**_public(metrics), "train_node_id": ray.get_runtime_context().get_node_id()},
+               checkpoint=Checkpoint.from_directory(tmp))
+
+
+def train_run_name(experiment: str, trial_id: str) -> str:
+    """A distributed trial's TorchTrainer run: a folder beside the Tune experiment's, in the same storage."""
+    return f"{experiment}-{trial_id}"
 
 
 def release_memory() -> bool:
@@ -88,10 +97,9 @@ def trial_device(cfg: TrialConfig) -> torch.device:
 
     if not cfg.use_gpu:
         return torch.device("cpu")
-    gpu_ids = ray.get_gpu_ids()
     if torch.cuda.is_available():
         return ray.train.torch.get_device()
-    where = f"node {ray.util.get_node_ip_address()}, Ray GPU ids {gpu_ids}, CUDA_VISIBLE_DEVICES=" \
+    where = f"node {ray.util.get_node_ip_address()}, Ray GPU ids {ray.get_gpu_ids()}, CUDA_VISIBLE_DEVICES=" \
             f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}, torch {torch.__version__} (CUDA build: {torch.version.cuda})"
     if cfg.allow_cpu_fallback:
         print(f"beat-ray: trial given {cfg.gpus_per_trial} GPU finds no CUDA ({where}); training on CPU "
@@ -114,10 +122,7 @@ def train_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = trial_device(cfg)
 
-    node = ray.get_runtime_context().get_node_id()
-
     def on_epoch(metrics: dict, state_fn) -> None:
-        metrics = {**metrics, "train_node_id": node}        # where the model trained (the GPU node)
         if rank == 0:
             _report_with_checkpoint(ray.train.report, metrics, state_fn)
         else:
@@ -137,11 +142,9 @@ def trainable(config: dict[str, Any]) -> None:
     cfg = TrialConfig.from_dict(config["trial"])
     use_cache_source(config.get("cache_source"))
     if not cfg.distributed:
-        import ray
-        node = ray.get_runtime_context().get_node_id()
         try:
             fit(cfg, _load_state(tune.get_checkpoint()),
-                lambda m, state_fn: _report_with_checkpoint(tune.report, {**m, "train_node_id": node}, state_fn))
+                lambda m, state_fn: _report_with_checkpoint(tune.report, m, state_fn))
         finally:
             release_memory()
         return
@@ -161,7 +164,7 @@ def trainable(config: dict[str, Any]) -> None:
         # Retries: one policy. Train does not retry (TRAIN_MAX_FAILURES = 0); Tune retries the trial
         # (run_study's FailureConfig), and the new TorchTrainer, with the same name and storage,
         # restores its run's checkpoint manager and resumes from the latest registered checkpoint.
-        run_config=RunConfig(name=f"{ctx.get_experiment_name()}-{ctx.get_trial_id()}",
+        run_config=RunConfig(name=train_run_name(ctx.get_experiment_name(), ctx.get_trial_id()),
                              storage_path=ctx.get_storage().storage_fs_path,
                              storage_filesystem=ctx.get_storage().storage_filesystem,
                              callbacks=[TuneReportCallback()],
