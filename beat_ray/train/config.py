@@ -24,6 +24,12 @@ RECIPES: dict[str, dict] = {
 }
 
 
+BUDGETS = ("epochs", "matched")
+# "matched" budget: a subset smaller than 1/MAX_BUDGET_SCALE of the training split gets at most this many
+# passes per epoch (the row says `budget_capped`), so a 1 % subset does not loop 100 times over 7 records.
+MAX_BUDGET_SCALE = 20.0
+
+
 def fold_layout_text(test_fold: int) -> str:
     """'train 1-8 | val 9 | test 10' style text for results rows and captions."""
     train, val, test = fold_layout(test_fold)
@@ -50,12 +56,17 @@ class TrialConfig:
     n_records: int | None = None       # synth only
     data_seed: int = 0                 # synth generation and fold seed: fixed across training seeds
     label_fraction: float = 1.0        # nested labelled subset of the training split
+    synth: dict = field(default_factory=dict)   # extra SynthConfig fields, e.g. {"atrial_lead": "II"}
     test_fold: int = 10                # 10 = the official split (train 1-8, val 9, test 10); see fold_layout
     token_mode: str = "fixed"          # fixed | adaptive (patch models ask for patches themselves)
     max_beats: int = 32
     # how
     seed: int = 0
     epochs: int = 10
+    # "epochs": an epoch is one pass over the labelled subset. "matched": an epoch is as many optimizer
+    # steps as one pass over the whole training split, so every label fraction trains for the same number
+    # of steps as 100 % (1/f passes of its subset per epoch, at most MAX_BUDGET_SCALE; loop.steps_per_epoch)
+    budget: str = "epochs"
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-2
@@ -84,6 +95,8 @@ class TrialConfig:
         return cls(**d)
 
     def __post_init__(self) -> None:
+        if self.budget not in BUDGETS:
+            raise ValueError(f"unknown budget {self.budget!r}; known: {BUDGETS}")
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; known: {sorted(RECIPES)}")
         if not 1 <= int(self.test_fold) <= N_FOLDS:

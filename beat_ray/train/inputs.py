@@ -41,6 +41,7 @@ class TrialData:
     flagged: np.ndarray               # (N,) bool: no tokens for this model (always False for signal models)
     prevalence: np.ndarray            # (C,) label means of `train`: the fallback scores of a flagged record
     n_flagged_train_skipped: int = 0
+    n_train_full: int = 0             # trainable records of the whole training split (the matched budget's unit)
 
     @property
     def labels(self) -> np.ndarray:
@@ -49,6 +50,10 @@ class TrialData:
 
 def load_dataset(cfg: TrialConfig) -> ECGDataset:
     extra = {"n_records": cfg.n_records} if cfg.n_records else {}
+    if cfg.synth:
+        if cfg.dataset != "synth":
+            raise ValueError(f"config 'synth' ({cfg.synth}) only applies to dataset synth, not {cfg.dataset!r}")
+        extra.update(cfg.synth)
     return load(cfg.dataset, root=cfg.root, task=cfg.task, fs=cfg.fs, seed=cfg.data_seed, progress=False, **extra)
 
 
@@ -79,7 +84,8 @@ def build_inputs(cfg: TrialConfig, model: torch.nn.Module, ds: ECGDataset | None
         per_lead = RECIPES[cfg.recipe]["scaler"] == "lead"
         scaler = LeadStandardizer(per_lead=per_lead).fit(ds.signals, rows=train_all)   # chunked: RSS flat in N
     prevalence = ds.labels[train].astype(np.float32).mean(0)
-    return TrialData(ds, tokens, scaler, train, val, test, kind, tok_cfg, flagged, prevalence, skipped)
+    n_full = int((~flagged[train_all]).sum())
+    return TrialData(ds, tokens, scaler, train, val, test, kind, tok_cfg, flagged, prevalence, skipped, n_full)
 
 
 def _noisy(x: np.ndarray, noise: str | None, fs: float, seed: int) -> np.ndarray:

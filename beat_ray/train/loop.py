@@ -22,7 +22,7 @@ from torch import nn
 from beat_ray.data.prepare import ORIGIN
 from beat_ray.data.splits import record_set_hash
 from beat_ray.models import create, sliding_window_logits
-from beat_ray.train.config import RECIPES, TrialConfig, fold_layout_text
+from beat_ray.train.config import MAX_BUDGET_SCALE, RECIPES, TrialConfig, fold_layout_text
 from beat_ray.train.inputs import TrialData, build_inputs, load_dataset, make_batch
 from beat_ray.train.metrics import evaluate, macro_auc
 
@@ -115,22 +115,51 @@ def lead_attention(model: nn.Module, data: TrialData, idx: np.ndarray, batch_siz
     return att
 
 
+def steps_per_epoch(cfg: TrialConfig, data: TrialData, world_size: int = 1) -> tuple[int, bool]:
+    """Optimizer steps per epoch (per rank) and whether the matched budget hit its cap.
+
+    budget "epochs": one pass over the labelled subset. "matched": one pass over the whole training
+    split, the same for every label fraction, drawn from 1/f passes over the subset (capped at
+    MAX_BUDGET_SCALE passes), so label efficiency measures the labels, not how long the model trained.
+    """
+    own = math.ceil(len(data.train) // world_size / cfg.batch_size)
+    if cfg.budget == "epochs":
+        return own, False
+    full = math.ceil(data.n_train_full // world_size / cfg.batch_size)
+    batch = min(cfg.batch_size, max(len(data.train) // world_size, 1))
+    cap = math.ceil(MAX_BUDGET_SCALE * len(data.train) // world_size / batch)
+    return max(min(full, cap), 1), full > cap
+
+
+def epoch_batches(data: TrialData, cfg: TrialConfig, rng: np.random.Generator, steps: int,
+                  rank: int = 0, world_size: int = 1) -> list[np.ndarray]:
+    """This rank's record indices per step of one epoch."""
+    if cfg.budget == "epochs":
+        perm = data.train[rng.permutation(len(data.train))]
+        # DDP: every rank must take the same number of steps or the gradient all-reduce hangs
+        perm = perm[:len(perm) - len(perm) % world_size][rank::world_size] if world_size > 1 else perm
+        batches = [perm[i:i + cfg.batch_size] for i in range(0, len(perm), cfg.batch_size)]
+        # a 1-record tail batch adds noise, not signal
+        return [b for b in batches if len(b) >= 2 or len(perm) <= 1]
+    # matched: consecutive full batches from back-to-back passes (each a new permutation) of the subset
+    batch = min(cfg.batch_size, max(len(data.train) // world_size, 1))
+    need = steps * batch * world_size
+    passes = [rng.permutation(len(data.train)) for _ in range(math.ceil(need / len(data.train)))]
+    stream = data.train[np.concatenate(passes)[:need]][rank::world_size]
+    return [stream[i * batch:(i + 1) * batch] for i in range(steps)]
+
+
 def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig, epoch: int,
-                rank: int = 0, world_size: int = 1) -> float:
-    """One pass over this rank's shard of the labelled training subset; returns the mean loss."""
+                rank: int = 0, world_size: int = 1, steps: int | None = None) -> tuple[float, int]:
+    """One epoch over this rank's shard of the labelled training subset; (mean loss, optimizer steps)."""
     rng = np.random.default_rng([cfg.seed, epoch])
     torch.manual_seed(cfg.seed * 100_003 + epoch)
     model.train()
-    perm = data.train[rng.permutation(len(data.train))]
-    # DDP: every rank must take the same number of steps or the gradient all-reduce hangs
-    perm = perm[:len(perm) - len(perm) % world_size][rank::world_size] if world_size > 1 else perm
+    steps = steps if steps is not None else steps_per_epoch(cfg, data, world_size)[0]
     loss_fn = nn.BCEWithLogitsLoss()
     crop = getattr(model, "crop_s", None)
     losses = []
-    for i in range(0, len(perm), cfg.batch_size):
-        idx = perm[i:i + cfg.batch_size]
-        if len(idx) < 2 and len(perm) > 1:      # a 1-record tail batch adds noise, not signal
-            continue
+    for idx in epoch_batches(data, cfg, rng, steps, rank, world_size):
         b = make_batch(data, idx, train=True, rng=rng, crop_s=crop, noise=cfg.train_noise)
         for k, v in b.items():
             if v.is_floating_point() and not torch.isfinite(v).all():
@@ -145,7 +174,7 @@ def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig,
         opt.step()
         sched.step()
         losses.append(loss.item())
-    return float(np.mean(losses)) if losses else float("nan")
+    return (float(np.mean(losses)) if losses else float("nan")), len(losses)
 
 
 def restore(model: nn.Module, opt: torch.optim.Optimizer, sched, state: dict, device: torch.device) -> None:
@@ -173,22 +202,24 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
     model = build_model(cfg, len(ds.classes))
     data = data or build_inputs(cfg, model, ds)
     model.to(device)
-    steps_per_epoch = math.ceil(len(data.train) // world_size / cfg.batch_size)
-    opt, sched = make_optimizer(cfg, model, steps_per_epoch * cfg.epochs)
+    per_epoch, capped = steps_per_epoch(cfg, data, world_size)
+    opt, sched = make_optimizer(cfg, model, per_epoch * cfg.epochs)
     start, best = 0, {"val_macro_auc": -1.0, "epoch": -1, "model": None}
     history: list[dict] = []
-    train_s = 0.0
+    train_s, n_steps = 0.0, 0
     if state is not None:
         restore(model, opt, sched, state, device)
         start, best, history, train_s = state["epoch"] + 1, state["best"], state["history"], state["train_s"]
+        n_steps = state.get("steps", 0)
     net = wrap_model(model) if wrap_model else model
     n_params = sum(p.numel() for p in model.parameters())
     records = record_metrics(data, cfg)           # fixed for the trial: computed once, reported every epoch
     metrics: dict[str, Any] = {}
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        loss = train_epoch(net, data, opt, sched, cfg, epoch, rank, world_size)
+        loss, took = train_epoch(net, data, opt, sched, cfg, epoch, rank, world_size, per_epoch)
         train_s += time.perf_counter() - t0
+        n_steps += took
         val_scores = predict(model, data, data.val)
         val_auc = macro_auc(data.labels[data.val], val_scores)
         # recipe "default" scores the best-validation epoch; "benchmark" the final one, as helme's code does
@@ -198,6 +229,8 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
         metrics = {"epoch": epoch + 1, "train_loss": loss, "val_macro_auc": val_auc,
                    "best_epoch": best["epoch"] + 1, "best_val_macro_auc": best["val_macro_auc"],
                    "train_seconds": train_s, "n_params": n_params, "n_train": len(data.train),
+                   "optimizer_steps": n_steps, "steps_per_epoch": per_epoch, "budget_capped": capped,
+                   "n_train_full": data.n_train_full,
                    "n_val": len(data.val), "n_test": len(data.test), "device": str(device),
                    "gpu_fraction": float(cfg.gpus_per_trial) if cfg.use_gpu else 0.0,
                    "cpu_fallback": bool(cfg.use_gpu and device.type == "cpu"), **records}
@@ -207,7 +240,7 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
         if on_epoch is not None:
             on_epoch(metrics, lambda e=epoch: {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                                "scheduler": sched.state_dict(), "epoch": e, "best": best,
-                                               "history": history, "train_s": train_s,
+                                               "history": history, "train_s": train_s, "steps": n_steps,
                                                "config": cfg.to_dict()})
     return metrics
 
