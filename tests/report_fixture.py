@@ -68,12 +68,22 @@ def _row(study: str, tid: str, model: str, seed: int, scores: np.ndarray, task: 
     return row
 
 
-def _save(folder: Path, tid: str, scores: np.ndarray, att: np.ndarray | None = None, shuffle: bool = False):
+def attribution() -> np.ndarray:
+    """(8, 4, 12): every class's lead-II share is the record's LEAD_II value, NaN off its positives."""
+    a = np.repeat(attention()[:, None, :], len(CLASSES), 1)
+    a[LABELS == 0] = np.nan
+    return a
+
+
+def _save(folder: Path, tid: str, scores: np.ndarray, att: np.ndarray | None = None, shuffle: bool = False,
+          attr: np.ndarray | None = None):
     order = np.arange(len(RECORDS))[::-1] if shuffle else np.arange(len(RECORDS))
     z = {"record_id": RECORDS[order], "scores": scores[order], "labels": LABELS[order],
          "classes": np.array(CLASSES)}
     if att is not None:
         z["lead_attention"] = att[order].astype(np.float32)
+    if attr is not None:
+        z["lead_attribution"] = attr[order].astype(np.float32)
     (folder / "predictions").mkdir(parents=True, exist_ok=True)
     np.savez_compressed(folder / "predictions" / f"{tid}.npz", **z)
 
@@ -90,7 +100,8 @@ def _write(root: Path, study: str, cells: list[tuple], with_predictions: bool = 
             s = predictions(ks)
             rows.append(_row(study, tid, model, seed, s, task, fraction, (extra or [{}] * 9)[seed]))
             if with_predictions:
-                _save(folder, tid, s, attention() if att else None, shuffle=seed == 1)
+                _save(folder, tid, s, attention() if att else None, shuffle=seed == 1,
+                      attr=attribution() if study == "lead_attribution" else None)
     df = pd.DataFrame(rows)
     if not with_predictions:
         df = df.drop(columns=["predictions_file"])
@@ -109,7 +120,7 @@ def noise_extra(base: float, drop: float) -> dict:
 
 
 def make_results(root: Path) -> Path:
-    """Write results/{benchmark,ablations,data_efficiency,noise_robustness}/cpu under root."""
+    """Write results/{benchmark,ablations,data_efficiency,noise_robustness,lead_attribution}/cpu under root."""
     _write(root, "benchmark", [
         ("beatnet", "all", 1.0, [(16, 12, 8, 14), (16, 16, 12, 12)], True, None),
         ("resnet1d_wang", "all", 1.0, [(12, 12, 12, 12), (14, 14, 14, 14)], False, None),
@@ -139,4 +150,8 @@ def make_results(root: Path) -> Path:
         ("beatnet", "all", 1.0, [PERFECT, PERFECT], False, [noise_extra(0.9, 0.1), noise_extra(0.8, 0.1)]),
         ("resnet1d_wang", "all", 1.0, [PERFECT, PERFECT], False, [noise_extra(0.7, 0.05)] * 2),
     ], with_predictions=False)
+    _write(root, "lead_attribution", [
+        ("beatnet", "all", 1.0, [PERFECT, PERFECT], True, None),
+        ("resnet1d_wang", "all", 1.0, [PERFECT, PERFECT], False, None),
+    ])
     return root

@@ -45,11 +45,15 @@ def test_missing_data_root_folder_fails_before_ray(tmp_path):
 
 
 def test_every_study_has_four_presets_and_well_formed_cells():
-    for study in ("benchmark", "ablations", "data_efficiency", "noise_robustness"):
+    for study in ("benchmark", "ablations", "data_efficiency", "noise_robustness", "lead_attribution"):
         presets = load_presets(study)
         assert set(presets) == {"smoke", "cpu", "real", "paper"}, study
         for name, grid in presets.items():
             cells = grid.cells()
             assert cells and len({repr(sorted(c.items())) for c in cells}) == len(cells), (study, name)
+    de = load_presets("data_efficiency")
+    assert all(c["budget"] == "matched" for p in de.values() for c in p.cells())     # issue I: equal steps
+    la = load_presets("lead_attribution")
+    assert all(c["attribution_steps"] > 0 for p in la.values() for c in p.cells())
     bench = load_presets("benchmark")["paper"].cells()
     assert {c["dataset"] for c in bench} == {"ptbxl", "cpsc2018", "chapman"}

@@ -30,8 +30,10 @@ import numpy as np
 
 from beat_ray.data.dataset import ECGDataset
 from beat_ray.data.splits import stratified_group_folds
+from beat_ray.data.leads import LEADS
 from beat_ray.data.synth_waves import (
     DOWER,
+    P,
     PVC_BEAT,
     ST,
     U_FWAVE,
@@ -80,6 +82,11 @@ class SynthConfig:
     af_rr_cv: tuple[float, float] = (0.18, 0.32)    # per-record AF RR coefficient of variation range
     fwave_mv: tuple[float, float] = (0.07, 0.12)    # AF f-wave dipole amplitude (~0.8x that in II, V1)
     prevalence: tuple[tuple[str, float], ...] = DEFAULT_PREVALENCE
+    # Positive control for lead attribution (issue I): P waves and AF f-waves appear in this lead only
+    # (drawn as lead II would see them), AF's RR is regular and at sinus rates, so SR vs AFIB is told
+    # apart by that one lead alone. Unphysical on purpose: Einthoven's law no longer holds for it.
+    atrial_lead: str | None = None
+    atrial_gain: float = 3.0                        # atrial amplitude x this in the control, so models can learn it
 
 
 # ---------------------------------------------------------------------------------- labels
@@ -125,7 +132,8 @@ def beat_times(rng: np.random.Generator, cfg: SynthConfig, lab: dict[str, np.nda
     """
     n = len(lab["SR"])
     rhythm = np.select([lab[c] for c in RHYTHMS], range(len(RHYTHMS)))
-    lo, hi = (np.array([HEART_RATE[c][j] for c in RHYTHMS], float) for j in (0, 1))
+    rate = {**HEART_RATE, "AFIB": HEART_RATE["SR"]} if cfg.atrial_lead else HEART_RATE
+    lo, hi = (np.array([rate[c][j] for c in RHYTHMS], float) for j in (0, 1))
     rr0 = (60.0 / rng.uniform(lo[rhythm], hi[rhythm]))[:, None]
     n_beats = int(np.ceil((cfg.seconds + 2.0) / 0.28)) + 2
     k = np.arange(n_beats)
@@ -133,7 +141,7 @@ def beat_times(rng: np.random.Generator, cfg: SynthConfig, lab: dict[str, np.nda
     rr_sinus = rr0 * (1 + cfg.rsa * resp + cfg.hrv * rng.standard_normal((n, n_beats)))
     s = np.sqrt(np.log1p(rng.uniform(*cfg.af_rr_cv, (n, 1)) ** 2))
     rr_af = rr0 * np.exp(s * rng.standard_normal((n, n_beats)) - s ** 2 / 2)
-    rr = np.clip(np.where(lab["AFIB"][:, None], rr_af, rr_sinus), 0.28, 2.5)
+    rr = np.clip(rr_sinus if cfg.atrial_lead else np.where(lab["AFIB"][:, None], rr_af, rr_sinus), 0.28, 2.5)
     t = -0.75 - rng.uniform(0, 1, (n, 1)) * rr0 + np.cumsum(rr, 1)
     # isolated PVCs
     eligible = lab["PVC"][:, None] & (t > 0.8) & (t < cfg.seconds - 0.8) & (k >= 1)
@@ -151,6 +159,9 @@ def beat_times(rng: np.random.Generator, cfg: SynthConfig, lab: dict[str, np.nda
 
 
 # ---------------------------------------------------------------------------------- rendering
+_LEAD_II_VECTOR = derive_12(DOWER.astype(np.float64)[None])[0][LEADS.index("II")].astype(np.float32)   # (3,)
+
+
 def _energy_matrix() -> np.ndarray:
     """A (3, 3) with |A d|^2 = sum over the 12 leads of (lead . d)^2, the noise-free QRS energy."""
     lead12 = derive_12(DOWER.astype(np.float64)[None])[0]                 # (12, 3)
@@ -159,12 +170,17 @@ def _energy_matrix() -> np.ndarray:
 
 
 def render_dipole(tm: Templates, rec: np.ndarray, row: np.ndarray, t: np.ndarray, types: np.ndarray,
-                  rr_prev: np.ndarray, n: int, fs: int, n_samples: int) -> np.ndarray:
+                  rr_prev: np.ndarray, n: int, fs: int, n_samples: int, waves: list[int] | None = None) -> np.ndarray:
     """Sum every beat's Gaussians into (n, 3, n_samples), all beats at once.
 
     Per beat: `rec` its record (template row), `row` its output row, `t` its R time in s.
+    `waves`: only these wave indices (e.g. [P]); the sum is linear in them.
     """
     vec, cen, sig = tm.vec[rec, types], tm.cen[rec, types].copy(), tm.sig[rec, types].copy()
+    if waves is not None:
+        keep = np.zeros(vec.shape[1], np.float32)
+        keep[waves] = 1.0
+        vec = vec * keep[None, :, None]
     sq = np.sqrt(np.where(types == PVC_BEAT, 1.0, np.clip(rr_prev, 0.3, 2.0)))    # Bazett
     qrs_off = tm.qrs_off[rec, types]
     sig[:, T] = tm.sig_t[rec, types] * sq
@@ -211,8 +227,9 @@ def _render_chunk(cfg: SynthConfig, sl: slice, tm: Templates, t: np.ndarray, typ
     """Records `sl`: 12-lead signals (m, 12, T) float32, their R peaks, beat types and peaks per record."""
     fs, n_samples, m = int(cfg.fs), round(cfg.seconds * cfg.fs), sl.stop - sl.start
     rec, b = np.nonzero(keep[sl])
-    t_b, type_b = t[sl][rec, b], types[sl][rec, b]
-    dip = render_dipole(tm, rec + sl.start, rec, t_b, type_b, rr_prev[sl][rec, b], m, fs, n_samples)
+    t_b, type_b, rr_b = t[sl][rec, b], types[sl][rec, b], rr_prev[sl][rec, b]
+    rec_all, type_b_all = rec, type_b
+    dip = render_dipole(tm, rec + sl.start, rec, t_b, type_b, rr_b, m, fs, n_samples)
     # ground-truth R peak: argmax of the noise-free 12-lead energy near the R-wave centre
     e = np.square(np.einsum("ij,njt->nit", _energy_matrix(), dip)).sum(1)          # (m, T)
     centre = np.round(t_b * fs).astype(np.int64)
@@ -222,17 +239,26 @@ def _render_chunk(cfg: SynthConfig, sl: slice, tm: Templates, t: np.ndarray, typ
     win = np.clip(centre[:, None] + np.arange(-half, half + 1), 0, n_samples - 1)
     peaks = win[np.arange(len(win)), e[rec[:, None], win].argmax(1)]
     # AF f-waves live in the dipole; noise goes on the 8 independent leads, so Einthoven still holds
+    atrial = np.zeros_like(dip)
+    if cfg.atrial_lead:                         # the positive control: atrial activity leaves the dipole
+        atrial = render_dipole(tm, rec_all + sl.start, rec_all, t_b, type_b_all, rr_b, m, fs, n_samples, waves=[P])
+        dip -= atrial
     a_i = np.flatnonzero(extra["af"][sl])
     if len(a_i):
         g = a_i + sl.start
-        dip[a_i] += fwaves(extra["f0"][g], extra["f_amp"][g], extra["f_phase"][g], extra["f_dir"][g],
-                           fs, n_samples)
+        atrial[a_i] += fwaves(extra["f0"][g], extra["f_amp"][g], extra["f_phase"][g], extra["f_dir"][g],
+                              fs, n_samples)
+    if not cfg.atrial_lead:
+        dip += atrial
     leads8 = np.einsum("lk,nkt->nlt", DOWER, dip)
     noise_rng = np.random.default_rng([cfg.seed, 1, sl.start])
     leads8 += cfg.noise_mv * noise_rng.standard_normal(leads8.shape, dtype=np.float32)
     tt = np.arange(n_samples, dtype=np.float32) / fs
     leads8 += (extra["bw_amp"][sl] * np.sin(extra["bw_w"][sl] * tt + extra["bw_phase"][sl])).sum(2)
-    return derive_12(leads8), peaks, type_b, np.bincount(rec, minlength=m)
+    out = derive_12(leads8)
+    if cfg.atrial_lead:                         # drawn as lead II sees it, into the chosen lead only
+        out[:, LEADS.index(cfg.atrial_lead)] += cfg.atrial_gain * np.einsum("k,nkt->nt", _LEAD_II_VECTOR, atrial)
+    return out, peaks, type_b, np.bincount(rec, minlength=m)
 
 
 # ---------------------------------------------------------------------------------- dataset
@@ -244,6 +270,8 @@ def generate(config: SynthConfig = SynthConfig(), task: str = "all") -> ECGDatas
     if cfg.records_per_patient < 1 or cfg.n_records < 10 * cfg.records_per_patient:
         raise ValueError(f"synth needs records_per_patient >= 1 and at least 10 patients for 10 folds "
                          f"(n_records >= {10 * max(cfg.records_per_patient, 1)}), got {cfg}")
+    if cfg.atrial_lead is not None and cfg.atrial_lead not in LEADS:
+        raise ValueError(f"synth atrial_lead must be one of {LEADS}, got {cfg.atrial_lead!r}")
     if cfg.fs < 50 or cfg.seconds < 2:
         raise ValueError(f"synth needs fs >= 50 Hz and seconds >= 2, got fs={cfg.fs}, seconds={cfg.seconds}")
     prevalence = dict(cfg.prevalence)

@@ -13,7 +13,7 @@ import time
 
 from beat_ray.data.sources import default_realdata
 from beat_ray.report.load import ResultsError
-from beat_ray.report.stats import N_BOOT, SEED
+from beat_ray.report.stats import MARGIN, N_BOOT, SEED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: $BEAT_RAY_REALDATA, else <repo>/../shared/realdata)")
     p.add_argument("--n-boot", type=int, default=N_BOOT, help=f"bootstrap resamples (default: {N_BOOT})")
     p.add_argument("--seed", type=int, default=SEED, help=f"bootstrap RNG seed (default: {SEED})")
+    p.add_argument("--margin", type=float, default=MARGIN,
+                   help=f"non-inferiority margin m for 'matches' and 'recovers': the lower 95%% bound of the paired "
+                        f"difference must be above -m (default: {MARGIN})")
     a = p.parse_args(argv)
     t0 = time.perf_counter()
     from beat_ray.report.build import run, run_all
@@ -40,18 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         if a.summary:
             from beat_ray.report.summary import summarize
             try:
-                print(summarize(a.summary, n_boot=a.n_boot, seed=a.seed).text())
+                print(summarize(a.summary, n_boot=a.n_boot, seed=a.seed, margin=a.margin).text())
             except ResultsError as exc:
                 print(f"no summary for {a.summary}:\n" + "\n".join(f"  - {p}" for p in exc.problems),
                       file=sys.stderr)
                 return 2
             return 0
         if a.all:
-            built = run_all(a.results, a.out, a.realdata or default_realdata(), a.n_boot, a.seed)
+            built = run_all(a.results, a.out, a.realdata or default_realdata(), a.n_boot, a.seed, a.margin)
             files = [f for fs in built.values() for f in fs]
             print("presets: " + ", ".join(f"{p} ({len(fs)} files)" for p, fs in built.items()))
         else:
-            files = run(a.results, a.out, a.preset, a.realdata or default_realdata(), a.n_boot, a.seed)
+            files = run(a.results, a.out, a.preset, a.realdata or default_realdata(), a.n_boot, a.seed, a.margin)
     except ResultsError as exc:
         print(exc.message(), file=sys.stderr)
         return 2

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from beat_ray.data.leads import LEADS
 from beat_ray.data.synth import CLASS_GROUPS
 from beat_ray.report import stats
 from beat_ray.report.load import Cell, ResultsError, Study, cells, noise_columns
@@ -56,10 +55,11 @@ class CellResult:
 
 
 class Bootstrap:
-    """Resample weights shared by every cell with the same number of test records."""
+    """Resample weights shared by every cell with the same number of test records, and the
+    non-inferiority margin every "matches"/"recovers" verdict uses (the report's --margin)."""
 
-    def __init__(self, n_boot: int = stats.N_BOOT, seed: int = stats.SEED):
-        self.n_boot, self.seed, self._w = n_boot, seed, {}
+    def __init__(self, n_boot: int = stats.N_BOOT, seed: int = stats.SEED, margin: float = stats.MARGIN):
+        self.n_boot, self.seed, self.margin, self._w = n_boot, seed, margin, {}
 
     def weights(self, n: int) -> np.ndarray:
         if n not in self._w:
@@ -132,30 +132,6 @@ def ablations(study: Study, boot: Bootstrap) -> list[AblationResult]:
 
 
 @dataclass
-class EfficiencyCurve:
-    model: str
-    data: str
-    points: list[CellResult]        # ascending label fraction, the last one is 100 %
-    full: float                     # mean-over-seeds macro-AUC at 100 %
-    recovery: float                 # see stats.recovery_fraction
-
-
-def label_efficiency(study: Study, boot: Bootstrap) -> list[EfficiencyCurve]:
-    """Table 3 / Fig. 1: macro-AUC per label fraction and the fraction that recovers full data."""
-    keys = ("_model", "config/dataset", "config/task", "config/label_fraction")
-    res = [cell_result(c, boot, float(c.key[3])) for c in cells(study, keys)]
-    curves = []
-    for (model, data) in sorted({(r.model, r.data) for r in res}):
-        pts = sorted((r for r in res if (r.model, r.data) == (model, data)), key=lambda r: r.fraction)
-        if not np.isclose(pts[-1].fraction, 1.0):
-            raise ResultsError([f"data_efficiency: {model} on {data} has no label_fraction 1.0 rows"])
-        full = pts[-1].macro.mean
-        rec = stats.recovery_fraction([p.fraction for p in pts], [p.macro.hi for p in pts], full)
-        curves.append(EfficiencyCurve(model, data, pts, full, rec))
-    return curves
-
-
-@dataclass
 class NoiseCurve:
     model: str
     data: str
@@ -208,51 +184,6 @@ def cost_of(r: pd.DataFrame, label: str = "_model") -> Cost:
     return Cost(str(r[label].iloc[0]), f"{r['config/dataset'].iloc[0]}/{r['config/task'].iloc[0]}",
                 len(r), int(r["n_params"].median()), float(sps.mean()), float(ts.mean()),
                 float(ts.std(ddof=1)) if len(r) > 1 else float("nan"), trial)
-
-
-@dataclass
-class Attention:
-    data: str
-    n_seeds: int
-    n_records: int
-    classes: list[str]
-    heatmap: np.ndarray                     # (C, 12) mean lead attention per class
-    rhythm: list[str]
-    shares: dict[str, Estimate]             # "rhythm", "non-rhythm", "difference"
-    trial_ids: list[str]
-
-
-def pick_attention_cell(study: Study) -> Cell | None:
-    """The benchmark's beatnet cell for Fig. 3: task 'all' preferred, every seed with attention."""
-    cs = [c for c in cells(study, ("config/model", "config/dataset", "config/task"))
-          if c.key[0] == REFERENCE_MODEL and c.attention() is not None]
-    cs.sort(key=lambda c: (c.key[2] != "all", c.key[1], c.key[2]))
-    return cs[0] if cs else None
-
-
-def attention(study: Study, boot: Bootstrap) -> Attention:
-    """Fig. 3: class x lead heatmap, and lead-II share for rhythm vs non-rhythm classes."""
-    cell = pick_attention_cell(study)
-    if cell is None:
-        raise ResultsError(["benchmark: no beatnet cell whose every seed stored lead_attention (Fig. 3)"])
-    att, y = cell.attention(), cell.labels.astype(float)
-    classes = list(cell.classes)
-    present = y.sum(0) > 0
-    rhythm = [i for i, c in enumerate(classes) if is_rhythm_class(c) and present[i]]
-    other = [i for i, c in enumerate(classes) if not is_rhythm_class(c) and present[i]]
-    groups = {"rhythm": rhythm, "non-rhythm": other}
-    lead = LEADS.index(ATTENTION_LEAD)
-    shares: dict[str, Estimate] = {}
-    if rhythm and other:
-        point = stats.lead_share(y, att, np.ones((1, len(y))), lead, groups)
-        dist = stats.lead_share(y, att, boot.weights(len(y)), lead, groups)
-        for g in groups:
-            shares[g] = Estimate(float(point[g][0]), *stats.ci(dist[g]))
-        shares["difference"] = Estimate(float(point["rhythm"][0] - point["non-rhythm"][0]),
-                                        *stats.ci(dist["rhythm"] - dist["non-rhythm"]))
-    r = cell.rows
-    return Attention(f"{cell.key[1]}/{cell.key[2]}", len(r), len(y), classes, stats.class_lead_means(y, att),
-                     [classes[i] for i in rhythm], shares, [str(t) for t in r["trial_id"]])
 
 
 def provenance_rows(study: Study) -> pd.DataFrame:

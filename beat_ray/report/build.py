@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from beat_ray.report import analysis as an
-from beat_ray.report import figures, readme, rotation, tables
+from beat_ray.report import attribution, efficiency, figures, readme, rotation, tables
 from beat_ray.report.load import (
     STUDIES,
     Inputs,
@@ -22,21 +22,21 @@ from beat_ray.report.load import (
     read_realdata,
     read_study,
 )
-from beat_ray.report.stats import N_BOOT, SEED
+from beat_ray.report.stats import MARGIN, N_BOOT, SEED
 
 
 def compute(inputs: Inputs, boot: an.Bootstrap) -> dict:
     """Every number of the paper figure set (raises ResultsError where inputs cannot be paired)."""
     s = inputs.studies
     return {"benchmark": an.benchmark(s["benchmark"], boot), "ablations": an.ablations(s["ablations"], boot),
-            "efficiency": an.label_efficiency(s["data_efficiency"], boot), "noise": an.noise(s["noise_robustness"]),
-            "cost": an.cost(s["benchmark"]), "attention": an.attention(s["benchmark"], boot)}
+            "efficiency": efficiency.curves(s["data_efficiency"], boot), "noise": an.noise(s["noise_robustness"]),
+            "cost": an.cost(s["benchmark"]), "attribution": attribution.results(s["lead_attribution"], boot)}
 
 
 def make_tables(nums: dict, boot: an.Bootstrap, preset: str) -> list[tables.Table]:
     return [tables.benchmark(nums["benchmark"], boot, preset), tables.ablations(nums["ablations"], boot, preset),
-            tables.label_efficiency(nums["efficiency"], boot, preset), tables.model_cost(nums["cost"], preset),
-            tables.noise(nums["noise"], preset), tables.lead_share(nums["attention"], boot, preset)]
+            efficiency.table(nums["efficiency"], boot, preset), tables.model_cost(nums["cost"], preset),
+            tables.noise(nums["noise"], preset), attribution.table(nums["attribution"], boot, preset)]
 
 
 def render(inputs: Inputs, nums: dict, boot: an.Bootstrap, out: Path) -> list[str]:
@@ -51,20 +51,20 @@ def render(inputs: Inputs, nums: dict, boot: an.Bootstrap, out: Path) -> list[st
              [c.model for c in nums["noise"]]
     colors = figures.palette(models)
     with figures.style():
-        files += figures.fig1_data_efficiency(nums["efficiency"], colors, out)
+        files += efficiency.figure(nums["efficiency"], colors, out)
         files += figures.fig2_noise(nums["noise"], colors, out)
-        files += figures.fig3_attention(nums["attention"], out)
+        files += attribution.figure(nums["attribution"], out)
         fig4, n_beats = figures.fig4_tokens(*inputs.record, out)
         files += fig4
-    (out / "README.md").write_text(readme.build(inputs, tabs, nums["attention"], boot, n_beats), encoding="utf-8")
+    (out / "README.md").write_text(readme.build(inputs, tabs, boot, n_beats), encoding="utf-8")
     return files + ["README.md"]
 
 
 def run(results: str | Path, out: str | Path, preset: str, realdata: str | Path,
-        n_boot: int = N_BOOT, seed: int = SEED) -> list[str]:
+        n_boot: int = N_BOOT, seed: int = SEED, margin: float = MARGIN) -> list[str]:
     """Build the figure set into `out`; raises ResultsError (nothing written) on missing inputs."""
     inputs = load_all(Path(results), preset, Path(realdata))
-    boot = an.Bootstrap(n_boot, seed)
+    boot = an.Bootstrap(n_boot, seed, margin)
     nums = compute(inputs, boot)
     return atomic_render(Path(out), lambda tmp: render(inputs, nums, boot, tmp))
 
@@ -80,7 +80,7 @@ def presets_with_results(results: str | Path) -> list[str]:
 
 
 def run_all(results: str | Path, out: str | Path, realdata: str | Path, n_boot: int = N_BOOT,
-            seed: int = SEED) -> dict[str, list[str]]:
+            seed: int = SEED, margin: float = MARGIN) -> dict[str, list[str]]:
     """`make figures`: one folder `out/<preset>/` per preset with results, and `out/README.md` indexing them.
 
     A preset with all four classic (official-split) studies gets the full figure set (`run`);
@@ -96,10 +96,10 @@ def run_all(results: str | Path, out: str | Path, realdata: str | Path, n_boot: 
         target = Path(out) / p
         present[p] = [s for s in STUDIES if (Path(results) / s / p / "trials.parquet").is_file()]
         if len(present[p]) == len(STUDIES) and not _any_rotation(results, p, present[p]):
-            built[p] = run(results, target, p, realdata, n_boot, seed)
+            built[p] = run(results, target, p, realdata, n_boot, seed, margin)
         else:
             built[p] = atomic_render(target, lambda tmp, p=p: render_available(results, tmp, p, realdata, present[p],
-                                                                    an.Bootstrap(n_boot, seed)))
+                                                                    an.Bootstrap(n_boot, seed, margin)))
     index = readme.index(built, present)
     Path(out).mkdir(parents=True, exist_ok=True)
     tmp = Path(out) / ".README.md.tmp"
@@ -136,12 +136,24 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
         tabs.append(rotation.table(res, boot, preset, "table2_ablations", "Table 2. Ablations",
                                    "Test macro-AUC of BEAT-Net and its four ablations (one mechanism removed each)."))
         sections.append(("ablations", res))
+    curves = efficiency.curves(studies["data_efficiency"], boot) if "data_efficiency" in studies else None
+    if curves is not None:
+        tabs.append(efficiency.table(curves, boot, preset))
+    attr = attribution.results(studies["lead_attribution"], boot) if "lead_attribution" in studies else None
+    if attr is not None:
+        tabs.append(attribution.table(attr, boot, preset))
     for t in tabs:
         for ext, text in ((".md", t.markdown()), (".tex", t.latex())):
             (out / f"{t.name}{ext}").write_text(text, encoding="utf-8")
             files.append(f"{t.name}{ext}")
     figs = []
     with figures.style():
+        if curves is not None:
+            files += efficiency.figure(curves, figures.palette(c.model for c in curves), out)
+            figs.append(("fig1_data_efficiency", "data_efficiency"))
+        if attr is not None:
+            files += attribution.figure(attr, out)
+            figs.append(("fig3_interpretability", "lead_attribution"))
         for name, res in sections:
             stem = rotation.FIGURE_STEMS[name]
             files += rotation.figure(res, out, stem, f"{name}, preset {preset}: per-fold and pooled macro-AUC")

@@ -17,9 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch
 
-from beat_ray.data.leads import LEADS
 from beat_ray.report import analysis as an
-from beat_ray.report.tables import NOISE_NAMES, NOISE_ORDER, pct
+from beat_ray.report.tables import NOISE_NAMES, NOISE_ORDER
 
 DPI = 200
 RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
@@ -53,42 +52,6 @@ def palette(models) -> dict[str, tuple]:
     """One colour per model, the same in every figure."""
     cmap = plt.get_cmap("tab10")
     return {m: cmap(i % 10) for i, m in enumerate(an.model_order(models))}
-
-
-def fig1_data_efficiency(curves: list[an.EfficiencyCurve], colors: dict, out: Path) -> list[str]:
-    datas = sorted({c.data for c in curves})
-    fig, axes = plt.subplots(1, len(datas), figsize=(5.2 * len(datas), 3.8), squeeze=False)
-    for ax, data in zip(axes[0], datas):
-        fracs = sorted({p.fraction for c in curves if c.data == data for p in c.points})
-        labelled: list[float] = []
-        for c in (c for c in curves if c.data == data):
-            col = colors[c.model]
-            f = np.array([p.fraction for p in c.points])
-            m = np.array([p.macro.mean for p in c.points])
-            ax.fill_between(f, [p.macro.lo for p in c.points], [p.macro.hi for p in c.points], color=col,
-                            alpha=0.18, lw=0)
-            ax.plot(f, m, "o-", color=col, ms=3.5, lw=1.4, label=c.model)
-            ax.axhline(c.full, color=col, ls=":", lw=0.9)
-            k = int(np.flatnonzero(np.isclose(f, c.recovery))[0])
-            ax.plot(f[k], m[k], "*", color=col, ms=12, mec="k", mew=0.6, zorder=5)
-            if c.recovery < 1.0:                  # at 100 % the star says it; labels there would pile up
-                stack = labelled.count(c.recovery)
-                labelled.append(c.recovery)
-                ax.annotate(f"{c.model}: {pct(c.recovery)}", (f[k], m[k]), textcoords="offset points",
-                            xytext=(-8, -14 - 11 * stack), ha="left", fontsize=7.5, color=col)
-        ax.set_xscale("log")
-        ax.set_xticks(fracs, [pct(x) for x in fracs])
-        ax.minorticks_off()
-        ax.set_xlabel("labelled fraction of the training split (log scale)")
-        ax.set_ylabel("test macro-AUC")
-        ax.set_title(f"Data efficiency ({data})")
-        h, lab = ax.get_legend_handles_labels()
-        h += [plt.Line2D([], [], ls="", marker="*", color="0.4", mec="k", ms=10),
-              plt.Line2D([], [], ls=":", color="0.4")]
-        lab += ["recovers full-data AUC", "full-data AUC"]
-        ax.legend(h, lab, loc="lower right", frameon=False)
-    fig.tight_layout()
-    return save(fig, out, "fig1_data_efficiency")
 
 
 def fig2_noise(curves: list[an.NoiseCurve], colors: dict, out: Path) -> list[str]:
@@ -130,45 +93,6 @@ def fig2_noise(curves: list[an.NoiseCurve], colors: dict, out: Path) -> list[str
     axes[len(kinds)].legend(h, lab, loc="center", frameon=False, title="mean over seeds")
     fig.tight_layout()
     return save(fig, out, "fig2_noise_robustness")
-
-
-def fig3_attention(att: an.Attention, out: Path) -> list[str]:
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 0.32 * len(att.classes) + 2.2),
-                                 gridspec_kw={"width_ratios": [3.2, 1]})
-    hm = np.asarray(att.heatmap)
-    lo, hi = (float(np.nanmin(hm)), float(np.nanmax(hm))) if np.isfinite(hm).any() else (0.0, 1.0)
-    im = ax.imshow(hm, cmap="viridis", aspect="auto", vmin=lo, vmax=max(hi, lo + 1e-9))   # data range: contrast
-    ax.grid(False)
-    for (i, j), v in np.ndenumerate(hm):
-        if np.isfinite(v):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
-                    color="white" if v < (lo + hi) / 2 else "black")
-    ax.set_xticks(range(len(LEADS)), LEADS)
-    ax.set_yticks(range(len(att.classes)), att.classes)
-    for t in ax.get_yticklabels():
-        if t.get_text() in att.rhythm:
-            t.set_fontweight("bold")
-    ax.set_xlabel("lead")
-    ax.set_ylabel("class (bold: rhythm class)")
-    ax.set_title(f"Mean lead attention per class ({att.data}, beatnet)")
-    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="attention weight")
-    names = ["rhythm", "non-rhythm"]
-    es = [att.shares.get(n) for n in names]
-    for i, e in enumerate(es):
-        if e is None:
-            continue
-        err = None if not np.isfinite(e.lo) else [[e.mean - e.lo], [e.hi - e.mean]]
-        bx.bar(i, e.mean, color=("tab:red", "tab:gray")[i], alpha=0.8, width=0.6)
-        bx.errorbar(i, e.mean, yerr=err, color="k", capsize=4, lw=1)
-    bx.axhline(1 / 12, color="k", ls=":", lw=0.9)
-    bx.set_xticks([0, 1], names)
-    bx.set_xlim(-0.6, 1.6)
-    tops = [e.hi if np.isfinite(e.hi) else e.mean for e in es if e is not None]
-    bx.set_ylim(0, max(tops + [1 / 12]) * 1.12)
-    bx.set_ylabel(f"share of attention on lead {an.ATTENTION_LEAD}")
-    bx.set_title(f"Lead-{an.ATTENTION_LEAD} share (95% CI)\ndotted: uniform attention, 1/12", fontsize=9)
-    fig.tight_layout()
-    return save(fig, out, "fig3_interpretability")
 
 
 def fig4_tokens(signal: np.ndarray, fs: float, out: Path, seconds: float = 10.0) -> tuple[list[str], int]:

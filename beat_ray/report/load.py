@@ -20,7 +20,7 @@ import pandas as pd
 
 from beat_ray.report.stats import macro_point
 
-STUDIES: tuple[str, ...] = ("benchmark", "ablations", "data_efficiency", "noise_robustness")
+STUDIES: tuple[str, ...] = ("benchmark", "ablations", "data_efficiency", "noise_robustness", "lead_attribution")
 # Row columns each study must have (a subset of what beat_ray.train.results writes).
 COMMON_COLUMNS: tuple[str, ...] = ("study", "preset", "trial_id", "seed", "git_commit", "git_dirty",
                                    "config/model", "config/dataset", "config/task", "test/macro_auc")
@@ -29,6 +29,7 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
     "ablations": ("predictions_file",),
     "data_efficiency": ("predictions_file", "config/label_fraction"),
     "noise_robustness": (),
+    "lead_attribution": ("predictions_file",),
 }
 NOISE_COLUMN = re.compile(r"^noise/([^/]+)/([^/]+)/macro_auc$")
 PREDICTION_KEYS: tuple[str, ...] = ("record_id", "scores", "labels", "classes")
@@ -59,6 +60,7 @@ class Predictions:
     labels: np.ndarray              # (n, C) int8
     classes: tuple[str, ...]
     lead_attention: np.ndarray | None = None    # (n, 12), rows sum to 1 (BEAT-Net token models)
+    lead_attribution: np.ndarray | None = None  # (n, C, 12) lead shares per class, NaN off its positives
 
 
 @dataclass
@@ -135,18 +137,20 @@ def read_predictions(path: Path, problems: list[str]) -> Predictions | None:
             rid, scores = z["record_id"].astype(str), z["scores"].astype(np.float64)
             labels, classes = z["labels"].astype(np.int8), tuple(z["classes"].astype(str).tolist())
             att = z["lead_attention"].astype(np.float64) if "lead_attention" in z.files else None
+            attr = z["lead_attribution"].astype(np.float64) if "lead_attribution" in z.files else None
     except (OSError, ValueError) as exc:
         problems.append(f"predictions file {path} is unreadable ({type(exc).__name__}: {exc})")
         return None
     n = len(rid)
     if n == 0 or scores.shape != (n, len(classes)) or labels.shape != scores.shape or \
-            (att is not None and att.shape != (n, 12)):
+            (att is not None and att.shape != (n, 12)) or \
+            (attr is not None and attr.shape != (n, len(classes), 12)):
         problems.append(f"predictions file {path} has inconsistent shapes: record_id {rid.shape}, "
                         f"scores {scores.shape}, labels {labels.shape}, classes {len(classes)}")
         return None
     order = np.argsort(rid, kind="stable")
     return Predictions(rid[order], scores[order], labels[order], classes,
-                       None if att is None else att[order])
+                       None if att is None else att[order], None if attr is None else attr[order])
 
 
 def read_study(root: Path, name: str, preset: str, problems: list[str]) -> Study | None:
@@ -232,6 +236,31 @@ def cells(study: Study, keys: tuple[str, ...], problems: list[str] | None = None
     return out
 
 
+def pooled(study: Study, rows: pd.DataFrame, what: str) -> Predictions:
+    """One seed's test predictions pooled over its test folds (the last finished row per fold), sorted.
+
+    Under a fold rotation every record is then predicted once, by a model that never saw its patient.
+    """
+    if "finished_at" in rows:
+        rows = rows.sort_values(["finished_at", "trial_id"])
+    if "config/test_fold" in rows:
+        rows = rows.drop_duplicates(["config/test_fold"], keep="last")
+    parts = [study.predictions[str(t)] for t in rows["trial_id"]]
+    rid = np.concatenate([p.record_id for p in parts])
+    if len(np.unique(rid)) != len(rid):
+        raise ResultsError([f"{study.name}: {what}: a record has two test predictions in one seed's folds"])
+    if len({p.classes for p in parts}) != 1:
+        raise ResultsError([f"{study.name}: {what}: test folds of one seed have different classes"])
+    order = np.argsort(rid, kind="stable")
+
+    def cat(name: str):
+        arrays = [getattr(p, name) for p in parts]
+        return None if any(a is None for a in arrays) else np.concatenate(arrays)[order]
+
+    return Predictions(rid[order], cat("scores"), cat("labels"), parts[0].classes, cat("lead_attention"),
+                       cat("lead_attribution"))
+
+
 def noise_columns(rows: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
     """Noise kind -> [(snr_db, column)], SNR descending, from `noise/<kind>/<snr>/macro_auc`."""
     out: dict[str, list[tuple[float, str]]] = {}
@@ -280,18 +309,17 @@ def load_all(results: Path, preset: str, realdata: Path) -> Inputs:
         s = read_study(results, name, preset, problems)
         if s is not None:
             studies[name] = s
-    if "benchmark" in studies and not _has_attention(studies["benchmark"]):
-        problems.append("benchmark: no beatnet trial with lead_attention in its predictions "
-                        "(needed for Fig. 3; rerun the benchmark with the current code)")
+    if "lead_attribution" in studies and not _has_attribution(studies["lead_attribution"]):
+        problems.append("lead_attribution: a trial without lead_attribution in its predictions "
+                        "(needed for Table 6 and Fig. 3; rerun with attribution_steps > 0)")
     record = read_realdata(realdata, problems)
     if problems:
         raise ResultsError(problems)
     return Inputs(results, preset, studies, record, Path(realdata))
 
 
-def _has_attention(study: Study) -> bool:
-    beat = study.rows[study.rows["config/model"] == "beatnet"]
-    return any(study.predictions[str(t)].lead_attention is not None for t in beat["trial_id"])
+def _has_attribution(study: Study) -> bool:
+    return all(p.lead_attribution is not None for p in study.predictions.values())
 
 
 def kwargs_text(value: object) -> str:

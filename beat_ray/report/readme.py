@@ -13,19 +13,21 @@ from beat_ray.report.tables import Table, ci_text
 FIGURES = {
     "fig1_data_efficiency": (
         "Figure 1. Data efficiency", "data_efficiency",
-        ("Test macro-AUC against the labelled fraction of the training split (log x), mean over seeds with "
-         "the 95% bootstrap CI as a band. Dotted: each model's full-data AUC. Star: the recovery fraction of "
-         "Table 3.")),
+        ("Left: test macro-AUC against the labelled fraction of the training split (log x) at a matched "
+         "optimisation budget, mean over seeds with its 95% CI (records and seeds resampled). Right: the paired "
+         "difference Δ(f) = AUC(f) − AUC(100%) with its 95% CI; dashed: the non-inferiority margin −m; star: "
+         "the recovery fraction of Table 3.")),
     "fig2_noise_robustness": (
         "Figure 2. Noise robustness", "noise_robustness",
         ("Test macro-AUC against the SNR of added noise, one panel per noise type, mean over seeds with the "
          "range over seeds as a band (noisy predictions are not stored, so there is no bootstrap CI here). "
          "Open diamond: the clean test set.")),
     "fig3_interpretability": (
-        "Figure 3. Interpretability", "benchmark",
-        ("Left: BEAT-Net's lead attention per class (mean over each class's positive test records of the "
-         "per-record attention, itself averaged over beats; mean over seeds). Right: the share of attention "
-         "on lead II for rhythm and non-rhythm classes (Table 6), with 95% bootstrap CIs.")),
+        "Figure 3. Interpretability", "lead_attribution",
+        ("Heatmaps: class x lead integrated-gradient attribution share (mean over each class's positive test "
+         "records; rhythm classes starred), one per model and dataset, positive controls (atrial_lead) "
+         "included. Right: the lead-II share of rhythm classes and of the other classes, with paired 95% "
+         "bootstrap CIs (Table 6); dotted: the uniform share 1/12.")),
     "fig4_tokenization": (
         "Figure 4. Tokenization", None,
         ("The real PTB Diagnostic ECG record s0010_re (12 leads, 1000 Hz, first 10 s) with the R peaks found "
@@ -34,7 +36,7 @@ FIGURES = {
 }
 TABLE_STUDY = {"table1_benchmark": "benchmark", "table2_ablations": "ablations",
                "table3_label_efficiency": "data_efficiency", "table4_model_cost": "benchmark",
-               "table5_noise_robustness": "noise_robustness", "table6_lead_ii_share": "benchmark"}
+               "table5_noise_robustness": "noise_robustness", "table6_lead_ii_share": "lead_attribution"}
 
 
 def _commits(inputs: Inputs, study: str) -> str:
@@ -48,7 +50,7 @@ def _source(inputs: Inputs, study: str | None) -> str:
     return f"Source: `{study}/{inputs.preset}/trials.parquet`, commit {_commits(inputs, study)}."
 
 
-def build(inputs: Inputs, tables: list[Table], att: an.Attention, boot: an.Bootstrap, n_beats: int) -> str:
+def build(inputs: Inputs, tables: list[Table], boot: an.Bootstrap, n_beats: int) -> str:
     """README text embedding every table (Markdown) and figure (PNG, with its PDF linked)."""
     p = inputs.preset
     lines = ["# Paper figures and tables", "",
@@ -70,16 +72,15 @@ def build(inputs: Inputs, tables: list[Table], att: an.Attention, boot: an.Boots
          "records). A class with a single label value in a resample has no AUC there and is left out of that "
          "resample's macro average; a resample with no such class at all is dropped. Ablation drops use the "
          "same resample for both models (paired)."),
-        ("**Label-efficiency recovery fraction** (Table 3, stars in Fig. 1): the smallest label fraction f "
-         "such that, at f and at every larger fraction, the upper bound of the 95% CI of the mean macro-AUC is "
-         "at least the mean macro-AUC with 100% of the labels. 100% means no smaller fraction qualifies."),
-        (f"**Lead-II share** (Table 6, Fig. 3): per class, the mean over its positive test records of the "
-         f"lead-{an.ATTENTION_LEAD} attention weight (BEAT-Net's lead attention averaged over beats; weights "
-         "sum to 1 over the 12 leads, so uniform is 1/12), averaged over seeds; a group's share is the mean "
-         "over its classes, and the CI resamples test records. **Rhythm classes** are synth's `rhythm` group "
-         "(SR, SBRAD, STACH, AFIB, PVC) and, for real datasets, the documented list "
-         "`beat_ray.report.analysis.REAL_RHYTHM_CLASSES` (PTB-XL statements with rhythm = 1, CPSC2018 "
-         f"NSR/AF/PAC/PVC, Chapman's rhythm task). Here: {', '.join(att.rhythm)}."),
+        ("**Label-efficiency recovery** (Table 3, Fig. 1): Δ(f) = AUC(f) − AUC(100%) on the same records and "
+         "seeds at a matched optimisation budget, with a two-level bootstrap CI (records and seeds); f recovers "
+         f"when the lower bound is above −{boot.margin:g} (non-inferiority margin, `--margin`). The recovery "
+         "fraction is the smallest f recovering together with every larger f."),
+        ("**Lead attribution** (Table 6, Fig. 3): integrated gradients of each class's logit with respect to "
+         "each lead's inputs, as a share of the 12 leads (uniform 1/12), averaged over each class's positive "
+         "test records; the rhythm-vs-other difference is paired over records and seeds. **Rhythm classes** "
+         "are synth's `rhythm` group (SR, SBRAD, STACH, AFIB, PVC) and, for real datasets, the documented "
+         "list `beat_ray.report.analysis.REAL_RHYTHM_CLASSES`."),
         "**Noise bands** (Fig. 2) are the range over seeds: predictions under noise are not stored.",
         "**Samples/s** (Table 4) = n_train × epochs / train_seconds, the in-trial training time.",
     ]
@@ -128,6 +129,11 @@ def build_available(preset: str, studies: dict, tables: list[Table], figs: list[
         lines += [f"## {t.title}", "", t.markdown(title=False).rstrip(), "",
                   f"{src.strip()} LaTeX: [`{t.name}.tex`]({t.name}.tex).", ""]
     for stem, study in figs:
+        if stem in FIGURES:
+            title, _, caption = FIGURES[stem]
+            lines += [f"## {title}", "", f"![{title}]({stem}.png)", "", caption, "",
+                      f"Source: `{study}/{preset}/trials.parquet`. PDF: [`{stem}.pdf`]({stem}.pdf).", ""]
+            continue
         lines += [f"## {study}: per-fold and pooled macro-AUC", "", f"![{study}]({stem}.png)", "",
                   ("Grey dots: each test fold's macro-AUC (rotation seed). Blue: pooled over all records with its "
                    "95% CI. Orange: the official fold 10, mean over seeds, with its 95% CI."), "",

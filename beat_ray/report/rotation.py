@@ -23,10 +23,7 @@ from beat_ray.report.tables import DASH, Table, est, num
 
 N_FOLDS = 10
 OFFICIAL_FOLD = 10
-# Non-inferiority margin for "matches beatnet's reference": a model matches when the lower 95% bound of
-# Δ = model − reference exceeds −MARGIN. The same default as the label-efficiency margin (issue I);
-# fixed before the real runs, not chosen from them.
-MARGIN = 0.01
+MARGIN = stats.MARGIN           # the default; a build's own margin is Bootstrap.margin (--margin)
 
 
 def rows_rotated(rows: pd.DataFrame) -> bool:
@@ -36,11 +33,12 @@ def rows_rotated(rows: pd.DataFrame) -> bool:
 
 # The studies whose rotated rows the report pools, each with its per-fold figure.
 FIGURE_STEMS = {"benchmark": "fig5_benchmark_folds", "ablations": "fig6_ablations_folds"}
+POOLED_ELSEWHERE = ("data_efficiency", "lead_attribution")    # pooled per seed by efficiency.py / attribution.py
 
 
 def not_pooled(study: Study) -> str | None:
     """Why a rotated study cannot be drawn yet (None when it can: official split, or pooled here)."""
-    if study.name in FIGURE_STEMS or not rows_rotated(study.rows):
+    if study.name in FIGURE_STEMS or study.name in POOLED_ELSEWHERE or not rows_rotated(study.rows):
         return None
     return (f"{study.name}/{study.preset}: rotated rows are not pooled by the report yet "
             f"(only {' and '.join(FIGURE_STEMS)} are)")
@@ -160,11 +158,11 @@ def pooled_results(study: Study, boot: Bootstrap) -> list[PooledResult]:
     return sorted(res, key=lambda r: (r.data, r.recipe != "default", order.index(r.model)))
 
 
-def non_inferior(delta: Estimate | None) -> str:
-    """'yes' when beatnet is within MARGIN of the model: the lower bound of (beatnet − model) > −MARGIN."""
+def non_inferior(delta: Estimate | None, margin: float = MARGIN) -> str:
+    """'yes' when beatnet is within `margin` of the model: the lower bound of (beatnet − model) > −margin."""
     if delta is None:
         return DASH
-    return "yes" if delta.lo > -MARGIN else "no"
+    return "yes" if delta.lo > -margin else "no"
 
 
 def half_width(e: Estimate | None) -> float:
@@ -181,13 +179,13 @@ def _spread(r: PooledResult) -> str:
 def table(res: list[PooledResult], boot: Bootstrap, preset: str, name: str, title: str, what: str) -> Table:
     """Table 1 or 2 for a rotated study: pooled macro-AUC, paired Δ vs beatnet, fold spread, fold 10."""
     header = ["Data", "Model", "Pooled macro-AUC", "± (half-width)", f"Δ vs {REFERENCE_MODEL} (pooled)",
-              f"{REFERENCE_MODEL} within {MARGIN:g}?", "Per-fold mean ± SD (min–max)", "Fold 10 (official split)",
+              f"{REFERENCE_MODEL} within {boot.margin:g}?", "Per-fold mean ± SD (min–max)", "Fold 10 (official split)",
               f"Δ vs {REFERENCE_MODEL} (fold 10)", "Records", "Fallback"]
     rows = []
     for r in res:
         f10 = f"{est(r.fold10)}, {r.n_fold10_seeds} seed{'s' if r.n_fold10_seeds != 1 else ''}" if r.fold10 else DASH
         rows.append([r.data, r.model, est(r.pooled), num(half_width(r.pooled)), est(r.delta, signed=True),
-                     non_inferior(r.delta), _spread(r), f10, est(r.delta_fold10, signed=True),
+                     non_inferior(r.delta, boot.margin), _spread(r), f10, est(r.delta_fold10, signed=True),
                      f"{r.n_pooled} (`{r.record_hash}`)" if r.n_pooled else DASH, str(r.n_fallback)])
     cap = (f"{what} Fold rotation: for each k in 1..10 the model trains on 8 folds, selects on the fold before k "
            "(cyclically) and tests on fold k, so every record of the dataset has exactly one test prediction, "
@@ -198,8 +196,8 @@ def table(res: list[PooledResult], boot: Bootstrap, preset: str, name: str, titl
            f"differences (the per-fold mean beside it does not). Δ = {REFERENCE_MODEL} minus the model (positive: {REFERENCE_MODEL} is better), the same "
            "resample for both (paired); a CI that excludes 0 is a difference, one that contains 0 is not "
            "evidence of a difference either way. "
-           f"{REFERENCE_MODEL} within {MARGIN:g}: the lower bound of Δ's CI is above −{MARGIN:g} (non-inferiority "
-           f"margin {MARGIN:g}, fixed in advance): only then does {REFERENCE_MODEL} \"match\" that model. Per-fold: the rows' own test macro-AUC on each test fold. Fold "
+           f"{REFERENCE_MODEL} within {boot.margin:g}: the lower bound of Δ's CI is above −{boot.margin:g} (non-inferiority "
+           f"margin {boot.margin:g}, fixed in advance; --margin): only then does {REFERENCE_MODEL} \"match\" that model. Per-fold: the rows' own test macro-AUC on each test fold. Fold "
            "10: the official split (train 1-8, val 9, test 10), mean over seeds, CI over its test records. "
            "Records: pooled test records and the hash of their ids (equal hashes = the same records for every "
            "model). Fallback: pooled test records a tokens model had no beats for, scored with the training "

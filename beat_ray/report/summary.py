@@ -14,10 +14,10 @@ from functools import partial
 from pathlib import Path
 
 from beat_ray.report import analysis as an
-from beat_ray.report import figures, rotation, tables
+from beat_ray.report import attribution, efficiency, figures, rotation, tables
 from beat_ray.report.build import atomic_render
 from beat_ray.report.load import STUDIES, ResultsError, Study, read_study
-from beat_ray.report.stats import N_BOOT, SEED
+from beat_ray.report.stats import MARGIN, N_BOOT, SEED
 
 SUMMARY_DIR = "summary"
 
@@ -59,24 +59,28 @@ def _read(folder: Path) -> Study:
 
 
 def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N_BOOT,
-              seed: int = SEED) -> Summary:
+              seed: int = SEED, margin: float = MARGIN) -> Summary:
     """The table (and, where the paper set has one, the figure) of one study folder."""
     folder = Path(folder)
     s = _read(folder)
-    boot = an.Bootstrap(n_boot, seed)
+    boot = an.Bootstrap(n_boot, seed, margin)
     out = Path(out) if out is not None else folder / SUMMARY_DIR
     if why := rotation.not_pooled(s):
         raise ResultsError([why])
     draw = None                  # the figure function, waiting only for its output folder
-    if rotation.rows_rotated(s.rows):
+    if s.name == "data_efficiency":             # official split or rotated: pooled per seed there
+        curves = efficiency.curves(s, boot)
+        table = efficiency.table(curves, boot, s.preset)
+        draw = partial(efficiency.figure, curves, figures.palette(c.model for c in curves))
+    elif s.name == "lead_attribution":          # official split or rotated: pooled per seed there
+        res = attribution.results(s, boot)
+        table = attribution.table(res, boot, s.preset)
+        draw = partial(attribution.figure, res)
+    elif rotation.rows_rotated(s.rows):
         res = rotation.pooled_results(s, boot)
         table = rotation.table(res, boot, s.preset, f"{s.name}_summary", f"{s.name}, preset {s.preset}",
                                "Test macro-AUC pooled over the fold rotation.")
         draw = partial(rotation.figure, res, stem=rotation.FIGURE_STEMS[s.name], title=f"{s.name}, preset {s.preset}")
-    elif s.name == "data_efficiency":
-        curves = an.label_efficiency(s, boot)
-        table = tables.label_efficiency(curves, boot, s.preset)
-        draw = partial(figures.fig1_data_efficiency, curves, figures.palette(c.model for c in curves))
     elif s.name == "noise_robustness":
         curves = an.noise(s)
         table = tables.noise(curves, s.preset)

@@ -143,25 +143,6 @@ def ablations(res: list[an.AblationResult], boot: an.Bootstrap, preset: str) -> 
     return Table("table2_ablations", "Table 2. Ablations", cap, header, rows)
 
 
-def label_efficiency(curves: list[an.EfficiencyCurve], boot: an.Bootstrap, preset: str) -> Table:
-    fracs = sorted({p.fraction for c in curves for p in c.points})
-    one = _only(c.data for c in curves)
-    header = ([] if one else ["Data"]) + ["Model"] + [pct(f) for f in fracs] + ["Recovers full-data AUC at"]
-    order = an.model_order(c.model for c in curves)
-    rows = []
-    for c in sorted(curves, key=lambda c: (c.data, order.index(c.model))):
-        by = {p.fraction: p for p in c.points}
-        rec = pct(c.recovery) if c.recovery < 1.0 else "100% (not below)"
-        rows.append(([] if one else [c.data]) + [c.model] + [est(by[f].macro) if f in by else DASH for f in fracs]
-                    + [rec])
-    cap = (f"Test macro-AUC by label fraction (mean over {seeds_text(p.n_seeds for c in curves for p in c.points)}"
-           f"{f', {one}' if one else ''}), with a {ci_text(boot)}. Recovery fraction: the smallest label "
-           "fraction f such that, at f and at every larger fraction, the upper bound of the 95% CI of the mean "
-           "macro-AUC is ≥ the mean macro-AUC with 100% of the labels. "
-           f"Preset `{preset}`.")
-    return Table("table3_label_efficiency", "Table 3. Label efficiency", cap, header, rows)
-
-
 def model_cost(costs: list[an.Cost], preset: str, over: str = "seeds") -> Table:
     """`over`: what a cost row averages over, "seeds" or (fold rotation) "trials: folds and seeds"."""
     order = an.model_order(c.model for c in costs)
@@ -199,18 +180,4 @@ def noise(curves: list[an.NoiseCurve], preset: str) -> Table:
                  ([] if one else ["Data"]) + ["Model", "Noise", "clean"] + [f"{s:g} dB" for s in snrs], rows)
 
 
-def lead_share(att: an.Attention, boot: an.Bootstrap, preset: str) -> Table:
-    others = [c for c in att.classes if c not in att.rhythm]
-    rows = [["rhythm", ", ".join(att.rhythm), est(att.shares.get("rhythm"))],
-            ["non-rhythm", ", ".join(others), est(att.shares.get("non-rhythm"))],
-            ["difference", "rhythm minus non-rhythm", est(att.shares.get("difference"), signed=True)]]
-    cap = (f"Share of BEAT-Net's lead attention on lead {an.ATTENTION_LEAD} ({att.data}, {seeds_text([att.n_seeds])}, "
-           f"{att.n_records} test records; uniform attention = 1/12 = {1 / 12:.3f}). Per class: mean over its "
-           "positive test records of the lead-II weight (weights averaged over beats, summing to 1 over leads), "
-           f"averaged over seeds; a group's share is the mean over its classes. {ci_text(boot)[0].upper()}"
-           f"{ci_text(boot)[1:]}. Preset `{preset}`.")
-    return Table("table6_lead_ii_share", "Table 6. Lead-II attention share", cap,
-                 ["Classes", "Members", f"Lead-{an.ATTENTION_LEAD} share"], rows)
-
-
-__all__ = ["Table", "ablations", "benchmark", "label_efficiency", "lead_share", "model_cost", "noise"]
+__all__ = ["Table", "ablations", "benchmark", "model_cost", "noise"]

@@ -74,6 +74,7 @@ class TrialConfig:
     recipe: str = "default"            # default | benchmark (global scaler, final-epoch model): see RECIPES
     train_noise: str | None = None     # augmentation "kind:snr_db", e.g. "ma:12"
     eval_noise: tuple[str, ...] = ()   # after training, also score test under each "kind:snr_db"
+    attribution_steps: int = 0         # > 0: store class x lead integrated gradients of test records (attribution.py)
     threads: int = 1                   # torch intra-op threads per worker
     # where
     workers: int = 1                   # > 1: DDP through a TorchTrainer

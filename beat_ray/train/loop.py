@@ -22,7 +22,13 @@ from torch import nn
 from beat_ray.data.prepare import ORIGIN
 from beat_ray.data.splits import record_set_hash
 from beat_ray.models import create, sliding_window_logits
-from beat_ray.train.config import MAX_BUDGET_SCALE, RECIPES, TrialConfig, fold_layout_text
+from beat_ray.train.attribution import lead_attribution
+from beat_ray.train.config import (
+    MAX_BUDGET_SCALE,
+    RECIPES,
+    TrialConfig,
+    fold_layout_text,
+)
 from beat_ray.train.inputs import TrialData, build_inputs, load_dataset, make_batch
 from beat_ray.train.metrics import evaluate, macro_auc
 
@@ -235,7 +241,7 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
                    "gpu_fraction": float(cfg.gpus_per_trial) if cfg.use_gpu else 0.0,
                    "cpu_fallback": bool(cfg.use_gpu and device.type == "cpu"), **records}
         if epoch == cfg.epochs - 1:
-            metrics.update(final_test_metrics(model, best["model"], data))
+            metrics.update(final_test_metrics(model, best["model"], data, cfg.attribution_steps))
             metrics.update(noise_metrics(model, data, cfg))
         if on_epoch is not None:
             on_epoch(metrics, lambda e=epoch: {"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -279,7 +285,7 @@ def noise_metrics(model: nn.Module, data: TrialData, cfg: TrialConfig) -> dict[s
     return out
 
 
-def final_test_metrics(model: nn.Module, best_state: dict, data: TrialData) -> dict[str, Any]:
+def final_test_metrics(model: nn.Module, best_state: dict, data: TrialData, attribution_steps: int = 0) -> dict[str, Any]:
     """Test metrics of the best-validation epoch; F1 thresholds come from validation."""
     model.load_state_dict(best_state)
     s_val, s_test = predict(model, data, data.val), predict(model, data, data.test)
@@ -293,4 +299,8 @@ def final_test_metrics(model: nn.Module, best_state: dict, data: TrialData) -> d
     att = lead_attention(model, data, data.test)
     if att is not None:
         out["_predictions"]["lead_attention"] = att
+    if attribution_steps > 0:
+        t0 = time.perf_counter()
+        out["_predictions"]["lead_attribution"] = lead_attribution(model, data, data.test, attribution_steps)
+        out["attribution_seconds"] = time.perf_counter() - t0
     return out

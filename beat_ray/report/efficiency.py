@@ -1,0 +1,241 @@
+"""Label efficiency (Table 3, Fig. 1): a paired non-inferiority test of every fraction against 100%.
+
+Why paired: an unpaired "CI of AUC(f) reaches AUC(100%)" rule gets easier as the CI widens, so
+fewer test records would make recovery *easier*. Here the statistic is the difference
+
+    Δ(f) = AUC(f) − AUC(100%)
+
+on the same test records and the same seeds, and its distribution comes from one bootstrap that
+resamples records (the same draw counts for f and for 100%) and, where there are several seeds,
+seeds as well (the same seed draw for both): a two-level (hierarchical) bootstrap, so seed
+variance widens the CI instead of being averaged away. A fraction *recovers* when the lower 95%
+bound of Δ(f) is above −m, a non-inferiority margin fixed before the runs (default 0.01, the
+report's `--margin`). The recovery fraction is the smallest f that recovers together with every
+larger fraction; its CI is the 2.5-97.5 percentile range of the same rule applied to each
+resample's Δ (f recovers in a resample when its Δ > −m there).
+
+Under a fold rotation each seed's test predictions are pooled over its test folds first (every
+record predicted once, by a model that never saw its patient), so AUC(f) is the pooled macro-AUC.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from beat_ray.data.splits import record_set_hash
+from beat_ray.report import stats
+from beat_ray.report.analysis import Bootstrap, Estimate, model_order
+from beat_ray.report.load import ResultsError, Study, pooled
+from beat_ray.report.tables import DASH, Table, est, pct
+
+
+@dataclass
+class Point:
+    fraction: float
+    auc: Estimate                   # mean over seeds of the (pooled) macro-AUC, two-level bootstrap CI
+    delta: Estimate                 # AUC(f) − AUC(100%), paired
+    delta_dist: np.ndarray          # (B,)
+    n_train: float                  # labelled training records (mean over the pooled trials)
+    optimizer_steps: tuple[int, ...]    # distinct values over the trials (one value: an equal budget)
+    best_epoch: float               # mean best-validation epoch
+    epochs: int
+    n_trials: int
+
+    def recovers(self, margin: float) -> bool:
+        return bool(self.delta.lo > -margin)
+
+
+@dataclass
+class Curve:
+    model: str
+    data: str
+    points: list[Point]             # ascending fraction; the last one is 100%
+    seeds: tuple[int, ...]
+    folds: tuple[int, ...]
+    seeds_left_out: tuple[int, ...]     # seeds on other folds than the rotation seed (not pairable)
+    n_records: int
+    record_hash: str
+    margin: float
+    recovery: float                 # smallest f that recovers with every larger f (1.0: none below 100%)
+    recovery_ci: tuple[float, float]
+
+
+def paired_seeds(rows: pd.DataFrame) -> list[int]:
+    """The seeds that tested the same folds as the first (rotation) seed; under H's rotation the extra
+    seeds run on fold 10 only, so they cannot be pooled with it and are left out (the caption says so)."""
+    folds = {s: frozenset(rows.loc[rows["seed"] == s, "config/test_fold"].astype(int)) for s in sorted(rows["seed"].unique())}
+    first = next(iter(folds.values()))
+    return [int(s) for s, f in folds.items() if f == first]
+
+
+def _condition(study: Study, rows: pd.DataFrame, what: str):
+    """All seeds of one (model, data, fraction): (record_id, labels, scores (S, n, C), seeds, folds, rows)."""
+    per_seed, used = [], []
+    for seed in paired_seeds(rows):
+        r = rows[rows["seed"] == seed]
+        p = pooled(study, r, what)
+        per_seed.append((int(seed), p.record_id, p.labels, p.scores, p.classes,
+                         tuple(sorted(r["config/test_fold"].astype(int).unique()))))
+        used.append(r)
+    first = per_seed[0]
+    for seed, rid, y, _, classes, folds in per_seed[1:]:
+        if folds != first[5] or not np.array_equal(rid, first[1]) or classes != first[4]:
+            raise ResultsError([f"{study.name}: {what}: seed {seed} tested folds {folds}, seed {first[0]} folds "
+                                f"{first[5]}; the paired bootstrap needs every seed on the same records"])
+    return (first[1], first[2], np.stack([p[3] for p in per_seed]), tuple(p[0] for p in per_seed), first[5],
+            pd.concat(used))
+
+
+def seed_weights(n_seeds: int, n_boot: int, seed: int) -> np.ndarray:
+    """(B, S) draw counts of a bootstrap over seeds (all ones for one seed); fixed by (S, B, seed)."""
+    if n_seeds == 1:
+        return np.ones((n_boot, 1))
+    return np.random.default_rng([seed, n_seeds]).multinomial(n_seeds, [1 / n_seeds] * n_seeds, size=n_boot)
+
+
+def two_level(labels: np.ndarray, scores: np.ndarray, rec_w: np.ndarray, seed_w: np.ndarray) -> np.ndarray:
+    """(B,) macro-AUC, mean over the drawn seeds of each seed's macro-AUC on the drawn records."""
+    per_seed = stats._nanmean(stats.class_auc(labels, scores, rec_w), axis=2)        # (S, B)
+    return (seed_w * per_seed.T).sum(1) / seed_w.sum(1)
+
+
+def recovery(fractions: list[float], deltas: np.ndarray, margin: float) -> np.ndarray:
+    """Smallest fraction recovering together with every larger one, per column of `deltas` (F, ...).
+
+    `fractions` ascending without 100%; `deltas` their Δ values (lower CI bounds, or one resample's Δ).
+    1.0 where even the largest fraction below 100% does not recover.
+    """
+    d = np.asarray(deltas, float)
+    ok = d > -margin                                           # (F, ...)
+    out = np.ones(d.shape[1:])
+    alive = np.ones(d.shape[1:], bool)
+    for i in range(len(fractions) - 1, -1, -1):
+        alive &= ok[i]
+        out = np.where(alive, fractions[i], out)
+    return out
+
+
+def curves(study: Study, boot: Bootstrap) -> list[Curve]:
+    """Table 3 / Fig. 1: per model and dataset/task, Δ(f) against 100% and the recovery fraction."""
+    margin = boot.margin
+    rows = study.rows.copy()
+    if "config/test_fold" not in rows:
+        rows["config/test_fold"] = 10
+    out = []
+    for (model, dataset, task), g in rows.groupby(["_model", "config/dataset", "config/task"], sort=True):
+        what = f"{model} on {dataset}/{task}"
+        fracs = sorted(float(f) for f in g["config/label_fraction"].unique())
+        if not np.isclose(fracs[-1], 1.0):
+            raise ResultsError([f"{study.name}: {what} has no label_fraction 1.0 rows"])
+        conds = {f: _condition(study, g[np.isclose(g["config/label_fraction"].astype(float), f)], what) for f in fracs}
+        rid, y, s_full, seeds, folds, _ = conds[fracs[-1]]
+        for f, (rid_f, _, _, seeds_f, folds_f, _) in conds.items():
+            if seeds_f != seeds or folds_f != folds or not np.array_equal(rid_f, rid):
+                raise ResultsError([f"{study.name}: {what}: fraction {f:g} ran seeds {seeds_f} folds {folds_f}, "
+                                    f"100% ran seeds {seeds} folds {folds}: Δ(f) must be paired"])
+        rec_w, seed_w = boot.weights(len(rid)), seed_weights(len(seeds), boot.n_boot, boot.seed)
+        unit = np.ones((1, len(rid)), np.int32)
+        full_dist = two_level(y, s_full, rec_w, seed_w)
+        full_point = float(two_level(y, s_full, unit, np.ones((1, len(seeds))))[0])
+        points = []
+        for f in fracs:
+            _, _, s, _, _, r = conds[f]
+            dist = two_level(y, s, rec_w, seed_w)
+            point = float(two_level(y, s, unit, np.ones((1, len(seeds))))[0])
+            dd = dist - full_dist
+            points.append(Point(f, Estimate(point, *stats.ci(dist)), Estimate(point - full_point, *stats.ci(dd)), dd,
+                                float(r["n_train"].mean()) if "n_train" in r else float("nan"),
+                                tuple(sorted({int(v) for v in r["optimizer_steps"]})) if "optimizer_steps" in r else (),
+                                float(r["best_epoch"].mean()) if "best_epoch" in r else float("nan"),
+                                int(r["config/epochs"].max()) if "config/epochs" in r else 0, len(r)))
+        below = points[:-1]
+        fr = [p.fraction for p in below]
+        rec = float(recovery(fr, np.array([p.delta.lo for p in below])[:, None], margin)[0]) if below else 1.0
+        per_b = recovery(fr, np.stack([p.delta_dist for p in below]), margin) if below else np.ones(boot.n_boot)
+        ci = (float(np.quantile(per_b, 0.025, method="lower")), float(np.quantile(per_b, 0.975, method="higher")))
+        left = tuple(int(s) for s in sorted(g["seed"].unique()) if int(s) not in seeds)
+        out.append(Curve(str(model), f"{dataset}/{task}", points, seeds, folds, left, len(rid),
+                         record_set_hash(rid), margin, rec, ci))
+    order = model_order(c.model for c in out)
+    return sorted(out, key=lambda c: (c.data, order.index(c.model)))
+
+
+def _steps(p: Point) -> str:
+    return "/".join(map(str, p.optimizer_steps)) if p.optimizer_steps else DASH
+
+
+def recovery_text(c: Curve) -> str:
+    lo, hi = c.recovery_ci
+    return f"{pct(c.recovery) if c.recovery < 1 else '100% (none below)'} [{pct(lo)}, {pct(hi)}]"
+
+
+def table(cs: list[Curve], boot: Bootstrap, preset: str) -> Table:
+    margin = boot.margin
+    header = ["Data", "Model", "Labels", "Train records", "Optimizer steps", "Best epoch", "Macro-AUC",
+              "Δ vs 100%", f"Δ > −{margin:g}?", "Recovery fraction [95% CI]"]
+    rows = []
+    for c in cs:
+        for p in c.points:
+            last = p is c.points[-1]
+            rows.append([c.data, c.model, pct(p.fraction), f"{p.n_train:.0f}" if np.isfinite(p.n_train) else DASH,
+                         _steps(p), f"{p.best_epoch:.1f} of {p.epochs}" if p.epochs else DASH, est(p.auc),
+                         DASH if last else est(p.delta, signed=True),
+                         DASH if last else ("yes" if p.recovers(margin) else "no"),
+                         recovery_text(c) if last else ""])
+    c0 = cs[0] if cs else None
+    seeds = "; ".join(f"{c.model}: {len(c.seeds)} seed(s), test folds {','.join(map(str, c.folds))}, "
+                      f"{c.n_records} records (`{c.record_hash}`)"
+                      + (f", seeds {','.join(map(str, c.seeds_left_out))} left out (other folds)" if c.seeds_left_out else "")
+                      for c in cs)
+    cap = ("Label efficiency at a matched budget: every fraction trains for the optimizer steps of the 100% run "
+           "(column Optimizer steps: equal across a model's fractions unless capped at 20 passes of the subset), "
+           "selecting its epoch on the full-size validation fold. Macro-AUC: mean over seeds of the macro-AUC over "
+           "the test records (pooled over the test folds under a rotation). Δ vs 100% = AUC(f) − AUC(100%) on the "
+           "same records and seeds (paired); 95% CI from a two-level bootstrap, records and seeds resampled "
+           f"together ({boot.n_boot} resamples, numpy seed {boot.seed}). Δ > −{margin:g}: the lower CI bound is above "
+           f"the non-inferiority margin m = {margin:g} (fixed before the runs; the report's --margin), i.e. f "
+           "recovers full-data AUC. Recovery fraction: the smallest f that recovers together with every larger f "
+           "(100% when none below does); its CI applies the same rule to each resample's Δ. "
+           f"{seeds}. Preset `{preset}`." if c0 else f"No data-efficiency rows. Preset `{preset}`.")
+    return Table("table3_label_efficiency", "Table 3. Label efficiency (paired, matched budget)", cap, header, rows)
+
+
+def figure(cs: list[Curve], colors: dict, out) -> list[str]:
+    """Fig. 1: left, macro-AUC per fraction; right, Δ(f) with its CI, the margin and the recovery star."""
+    import matplotlib.pyplot as plt
+
+    from beat_ray.report.figures import save
+
+    datas = sorted({c.data for c in cs})
+    fig, axes = plt.subplots(len(datas), 2, figsize=(10.4, 3.8 * len(datas)), squeeze=False)
+    for (ax, dx), data in zip(axes, datas):
+        mine = [c for c in cs if c.data == data]
+        fracs = sorted({p.fraction for c in mine for p in c.points})
+        for c in mine:
+            col = colors[c.model]
+            f = np.array([p.fraction for p in c.points])
+            ax.errorbar(f, [p.auc.mean for p in c.points],
+                        yerr=[[p.auc.mean - p.auc.lo for p in c.points], [p.auc.hi - p.auc.mean for p in c.points]],
+                        fmt="o-", color=col, ms=3.5, lw=1.3, capsize=2.5, label=c.model)
+            d = [p.delta for p in c.points]
+            dx.fill_between(f, [e.lo for e in d], [e.hi for e in d], color=col, alpha=0.18, lw=0)
+            dx.plot(f, [e.mean for e in d], "o-", color=col, ms=3.5, lw=1.3, label=c.model)
+            k = int(np.argmin(np.abs(f - c.recovery)))
+            dx.plot(f[k], d[k].mean, "*", color=col, ms=12, mec="k", mew=0.6, zorder=5)
+        margin = mine[0].margin
+        dx.axhline(0, color="0.3", lw=0.8)
+        dx.axhline(-margin, color="0.3", lw=0.9, ls="--", label=f"margin −{margin:g}")
+        for a, ylabel in ((ax, "test macro-AUC (95% CI)"), (dx, "Δ(f) = AUC(f) − AUC(100%), paired 95% CI")):
+            a.set_xscale("log")
+            a.set_xticks(fracs, [pct(x) for x in fracs])
+            a.minorticks_off()
+            a.set_xlabel("labelled fraction of the training split (log scale)")
+            a.set_ylabel(ylabel)
+        ax.set_title(f"Data efficiency, matched budget ({data})")
+        dx.set_title(f"Paired difference to 100% (★ recovery fraction, margin {margin:g})", fontsize=9)
+        ax.legend(loc="lower right", frameon=False)
+        dx.legend(loc="lower right", frameon=False, fontsize=8)
+    fig.tight_layout()
+    return save(fig, out, "fig1_data_efficiency")
