@@ -37,19 +37,20 @@ def test_demo_prints_summary_equal_to_rows(beat_ray_cache, tmp_path):
     out = run.stdout
     rows = pd.read_parquet(res / "data_efficiency" / "smoke" / "trials.parquet")
     header, table = summary_table(out)
-    fracs = [float(h.rstrip("%")) / 100 for h in header[1:-1]]
-    assert sorted(fracs) == sorted(rows["config/label_fraction"].unique())
+    col = {h: i for i, h in enumerate(header)}
     want = rows.groupby(["config/model", "config/label_fraction"])["test/macro_auc"].mean()
+    steps = rows.groupby("config/model")["optimizer_steps"].nunique()
+    assert (steps == 1).all(), steps                  # matched budget: one step count per model, every fraction
     seen = 0
     for cells in table:
-        model = cells[0]
-        for f, text in zip(fracs, cells[1:-1]):
-            m = VALUE.match(text)
-            assert m, text
-            mean, lo, hi = map(float, m.groups())
-            assert mean == float(f"{want[(model, f)]:.3f}"), (model, f, text, want[(model, f)])
-            assert lo <= mean <= hi
-            seen += 1
+        model, f = cells[col["Model"]], float(cells[col["Labels"]].rstrip("%")) / 100
+        m = VALUE.match(cells[col["Macro-AUC"]])
+        assert m, cells
+        mean, lo, hi = map(float, m.groups())
+        assert mean == float(f"{want[(model, f)]:.3f}"), (model, f, cells, want[(model, f)])
+        assert lo <= mean <= hi
+        assert cells[col["Optimizer steps"]] == str(int(rows.loc[rows["config/model"] == model, "optimizer_steps"].iloc[0]))
+        seen += 1
     assert seen == len(want) == rows.groupby(["config/model", "config/label_fraction"]).ngroups
     fig = Path(re.search(r"^figure: (\S+\.png)$", out, re.MULTILINE).group(1))
     fig = fig if fig.is_absolute() else REPO / fig            # printed relative to the cwd when under it
