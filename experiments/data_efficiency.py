@@ -8,6 +8,8 @@ Budget (`budget=matched`, issue I): every fraction takes the same number of opti
 passes over the labelled subset (at most 20 passes, `config.MAX_BUDGET_SCALE`); the one-cycle
 schedule spans the same steps; validation runs after each of the `epochs` epochs, so every
 fraction also gets the same number of model-selection checkpoints. Rows record `optimizer_steps`.
+A subset smaller than one batch trains in batches of the whole subset (real, 5%: about 39 records),
+so the matched quantity is steps, not samples seen.
 The validation split stays full size (the whole validation fold, labelled) at every fraction, so
 selection is not noisier at small f: the fraction limits the *training* labels only.
 

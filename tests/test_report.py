@@ -184,7 +184,7 @@ def test_cost_noise_and_attention_tables(built):
         diff.append(np.nanmean(share[:2]) - np.nanmean(share[2:]))
     assert (att.shares["difference"].lo, att.shares["difference"].hi) == pytest.approx(stats.ci(diff), abs=1e-9)
     md = _md(out, "table6_lead_ii_share")
-    assert "| synth/all | beatnet | 8 | 0.400 [" in md and "SR: II 0.400 [" in md
+    assert "| synth/all | beatnet | 8 | 1.000 / 1.000 | 0.400 [" in md and "SR: II 0.400 [" in md
 
 
 def test_every_file_and_readme(built):

@@ -10,7 +10,10 @@ is the same. The rules, as in the benchmark's ``compute_label_aggregations``:
   ``diagnostic_subclass`` / ``diagnostic_class`` (missing values skipped), e.g. 5 classes
   NORM, MI, STTC, CD, HYP;
 * ``form`` / ``rhythm``: codes whose ``form == 1`` / ``rhythm == 1``;
-* ``all``: every key of ``scp_codes`` (all of which are statements of ``scp_statements.csv``).
+* ``all``: every key of ``scp_codes`` (all of which are statements of ``scp_statements.csv``);
+* ``superdiagnostic_rhythm`` (ours, not a benchmark task): the superdiagnostic classes and the rhythm
+  statements together, so one model decides both and the lead-attribution study can compare rhythm and
+  non-rhythm decisions on the same records (``all``'s 71 classes do not train on the 987-record release).
 
 Records with no label in the task are dropped (``no_label_in_task``), classes are sorted
 alphabetically (as sklearn's MultiLabelBinarizer orders them) and ``strat_fold`` gives the
@@ -33,7 +36,8 @@ from beat_ray.data.errors import RecordError
 from beat_ray.data.sources import RecordRef, SourceIndex, register_source
 from beat_ray.data.wfdb_io import read_wfdb
 
-TASKS: tuple[str, ...] = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+TASKS: tuple[str, ...] = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm",
+                          "superdiagnostic_rhythm")
 DATABASE_COLUMNS: tuple[str, ...] = ("ecg_id", "patient_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr")
 STATEMENT_COLUMNS: tuple[str, ...] = ("diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass")
 NATIVE_FS: tuple[int, ...] = (100, 500)
@@ -74,6 +78,8 @@ def task_maps(statements: pd.DataFrame) -> dict[str, dict[str, str] | None]:
         "superdiagnostic": mapped("diagnostic_class"),
         "form": identity(statements[_flag(statements["form"])]),
         "rhythm": identity(statements[_flag(statements["rhythm"])]),
+        # rhythm statements are never diagnostic, so the two maps share no code
+        "superdiagnostic_rhythm": {**mapped("diagnostic_class"), **identity(statements[_flag(statements["rhythm"])])},
     }
 
 

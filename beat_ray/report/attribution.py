@@ -50,6 +50,7 @@ class Attribution:
     shares: dict[str, Estimate]      # lead-II share: "rhythm", "non-rhythm", "difference"
     attention: dict[str, Estimate]   # the same from BEAT-Net's global lead attention ({} for other models)
     steps: int = 0                   # integrated-gradient steps of the trials
+    auc: dict[str, float] | None = None     # pooled test macro-AUC over "rhythm" / "non-rhythm" kept classes
 
     def top(self, cls: str) -> tuple[str, Estimate]:
         """The lead with the largest share for `cls`, with its CI."""
@@ -117,11 +118,13 @@ def _one(study: Study, g: pd.DataFrame, boot: Bootstrap, what: str) -> Attributi
         att = np.stack([np.repeat(p.lead_attention[:, None, :], len(keep), 1) for p in preds])
         att_shares = _group_shares(class_lead_share(y, att, rec_w, seed_w), class_lead_share(y, att, unit_r, unit_s)[0],
                                    rhythm, other, lead)
+    scores = np.stack([p.scores[:, keep] for p in preds])
+    auc = {name: stats.macro_point(y, scores, cols) for name, cols in (("rhythm", rhythm), ("non-rhythm", other)) if cols}
     first = g.iloc[0]
     return Attribution(str(first["_model"]), f"{first['config/dataset']}/{first['config/task']}{_variant(g)}",
                        len(seeds), len(y), kept, [kept[i] for i in rhythm], point, lo_hi,
                        _group_shares(dist, point, rhythm, other, lead), att_shares,
-                       int(g["config/attribution_steps"].max()) if "config/attribution_steps" in g else 0)
+                       int(g["config/attribution_steps"].max()) if "config/attribution_steps" in g else 0, auc)
 
 
 def results(study: Study, boot: Bootstrap) -> list[Attribution]:
@@ -144,12 +147,13 @@ def _tops(r: Attribution) -> str:
 
 def table(res: list[Attribution], boot: Bootstrap, preset: str) -> Table:
     lead = ATTENTION_LEAD
-    header = ["Data", "Model", "Records", f"Lead-{lead} share, rhythm", f"Lead-{lead} share, other",
+    header = ["Data", "Model", "Records", "AUC rhythm / other", f"Lead-{lead} share, rhythm", f"Lead-{lead} share, other",
               "Δ rhythm − other", "Top lead per rhythm class", f"Global attention Δ (lead {lead})"]
     rows = []
     for r in res:
         s = r.shares
-        rows.append([r.data, r.model, f"{r.n_records}", est(s.get("rhythm")), est(s.get("non-rhythm")),
+        auc = " / ".join(f"{r.auc[k]:.3f}" if k in (r.auc or {}) else DASH for k in ("rhythm", "non-rhythm"))
+        rows.append([r.data, r.model, f"{r.n_records}", auc, est(s.get("rhythm")), est(s.get("non-rhythm")),
                      est(s.get("difference"), signed=True), _tops(r),
                      est(r.attention.get("difference"), signed=True) if r.attention else DASH])
     steps = "/".join(str(s) for s in sorted({r.steps for r in res})) or "?"
@@ -165,7 +169,9 @@ def table(res: list[Attribution], boot: Bootstrap, preset: str) -> Table:
            "synth task rhythm with atrial activity (P waves, AF f-waves) in one lead only (atrial_lead) and "
            "AF's RR regular, so AFIB must rank that lead first. Global attention Δ: BEAT-Net's learned-query "
            "lead attention summarised the same way; it is one weight vector per record, the same for every "
-           "class, so it cannot say which lead a class's decision uses. "
+           "class, so it cannot say which lead a class's decision uses. AUC rhythm / other: the pooled test "
+           "macro-AUC over the kept rhythm and other classes, so an attribution of a class the model did not "
+           "learn can be recognised as such. "
            f"Preset `{preset}`.")
     return Table("table6_lead_ii_share", "Table 6. Lead attribution (lead II, rhythm vs other classes)", cap,
                  header, rows)

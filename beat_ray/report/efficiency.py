@@ -190,7 +190,8 @@ def table(cs: list[Curve], boot: Bootstrap, preset: str) -> Table:
                       + (f", seeds {','.join(map(str, c.seeds_left_out))} left out (other folds)" if c.seeds_left_out else "")
                       for c in cs)
     cap = ("Label efficiency at a matched budget: every fraction trains for the optimizer steps of the 100% run "
-           "(column Optimizer steps: equal across a model's fractions unless capped at 20 passes of the subset), "
+           "(column Optimizer steps: equal across a model's fractions unless capped at 20 passes of the subset; one "
+           "value per test fold under a rotation, whose training splits differ in size), "
            "selecting its epoch on the full-size validation fold. Macro-AUC: mean over seeds of the macro-AUC over "
            "the test records (pooled over the test folds under a rotation). Δ vs 100% = AUC(f) − AUC(100%) on the "
            "same records and seeds (paired); 95% CI from a two-level bootstrap, records and seeds resampled "
