@@ -26,7 +26,7 @@ import pandas as pd
 
 from beat_ray.data.splits import record_set_hash
 from beat_ray.report import stats
-from beat_ray.report.analysis import Bootstrap, Estimate, model_order
+from beat_ray.report.analysis import REFERENCE_MODEL, Bootstrap, Estimate, model_order
 from beat_ray.report.load import ResultsError, Study, pooled
 from beat_ray.report.tables import DASH, Table, est, pct
 
@@ -42,6 +42,8 @@ class Point:
     best_epoch: float               # mean best-validation epoch
     epochs: int
     n_trials: int
+    auc_dist: np.ndarray | None = None          # (B,) the AUC's own bootstrap distribution
+    vs_reference: Estimate | None = None        # beatnet minus this model at the same fraction, paired
 
     def recovers(self, margin: float) -> bool:
         return bool(self.delta.lo > -margin)
@@ -149,7 +151,7 @@ def curves(study: Study, boot: Bootstrap) -> list[Curve]:
                                 float(r["n_train"].mean()) if "n_train" in r else float("nan"),
                                 tuple(sorted({int(v) for v in r["optimizer_steps"]})) if "optimizer_steps" in r else (),
                                 float(r["best_epoch"].mean()) if "best_epoch" in r else float("nan"),
-                                int(r["config/epochs"].max()) if "config/epochs" in r else 0, len(r)))
+                                int(r["config/epochs"].max()) if "config/epochs" in r else 0, len(r), dist))
         below = points[:-1]
         fr = [p.fraction for p in below]
         rec = float(recovery(fr, np.array([p.delta.lo for p in below])[:, None], margin)[0]) if below else 1.0
@@ -158,8 +160,22 @@ def curves(study: Study, boot: Bootstrap) -> list[Curve]:
         left = tuple(int(s) for s in sorted(g["seed"].unique()) if int(s) not in seeds)
         out.append(Curve(str(model), f"{dataset}/{task}", points, seeds, folds, left, len(rid),
                          record_set_hash(rid), margin, rec, ci))
+    _pair_with_reference(out)
     order = model_order(c.model for c in out)
     return sorted(out, key=lambda c: (c.data, order.index(c.model)))
+
+
+def _pair_with_reference(cs: list[Curve]) -> None:
+    """beatnet − model at each fraction, on the same records and seeds and the same resamples."""
+    for c in cs:
+        ref = next((r for r in cs if r.model == REFERENCE_MODEL and r.data == c.data), None)
+        if ref is None or ref is c or ref.record_hash != c.record_hash or ref.seeds != c.seeds:
+            continue
+        by = {p.fraction: p for p in ref.points}
+        for p in c.points:
+            q = by.get(p.fraction)
+            if q is not None:
+                p.vs_reference = Estimate(q.auc.mean - p.auc.mean, *stats.ci(q.auc_dist - p.auc_dist))
 
 
 def _steps(p: Point) -> str:
@@ -174,7 +190,7 @@ def recovery_text(c: Curve) -> str:
 def table(cs: list[Curve], boot: Bootstrap, preset: str) -> Table:
     margin = boot.margin
     header = ["Data", "Model", "Labels", "Train records", "Optimizer steps", "Best epoch", "Macro-AUC",
-              "Δ vs 100%", f"Δ > −{margin:g}?", "Recovery fraction [95% CI]"]
+              "Δ vs 100%", f"Δ > −{margin:g}?", "Recovery fraction [95% CI]", f"{REFERENCE_MODEL} − model"]
     rows = []
     for c in cs:
         for p in c.points:
@@ -183,7 +199,8 @@ def table(cs: list[Curve], boot: Bootstrap, preset: str) -> Table:
                          _steps(p), f"{p.best_epoch:.1f} of {p.epochs}" if p.epochs else DASH, est(p.auc),
                          DASH if last else est(p.delta, signed=True),
                          DASH if last else ("yes" if p.recovers(margin) else "no"),
-                         recovery_text(c) if last else ""])
+                         recovery_text(c) if last else "",
+                         est(p.vs_reference, signed=True) if p.vs_reference else DASH])
     c0 = cs[0] if cs else None
     seeds = "; ".join(f"{c.model}: {len(c.seeds)} seed(s), test folds {','.join(map(str, c.folds))}, "
                       f"{c.n_records} records (`{c.record_hash}`)"
@@ -199,6 +216,8 @@ def table(cs: list[Curve], boot: Bootstrap, preset: str) -> Table:
            f"the non-inferiority margin m = {margin:g} (fixed before the runs; the report's --margin), i.e. f "
            "recovers full-data AUC. Recovery fraction: the smallest f that recovers together with every larger f "
            "(100% when none below does); its CI applies the same rule to each resample's Δ. "
+           f"{REFERENCE_MODEL} − model: the AUC difference at the same fraction, paired over the same records, seeds "
+           "and resamples (negative: beatnet is worse). "
            f"{seeds}. Preset `{preset}`." if c0 else f"No data-efficiency rows. Preset `{preset}`.")
     return Table("table3_label_efficiency", "Table 3. Label efficiency (paired, matched budget)", cap, header, rows)
 
