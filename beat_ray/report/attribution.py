@@ -193,7 +193,7 @@ def figure(res: list[Attribution], out) -> list[str]:
         ax.set_yticks(range(len(r.classes)),
                       [f"{c} *" if c in r.rhythm else c for c in r.classes], fontsize=6.5)
         ax.set_title(f"{r.model}\n{r.data}", fontsize=7.5)
-    fig.colorbar(im, ax=axes[0][:n].tolist(), fraction=0.02, pad=0.01, label="attribution share")
+    fig.colorbar(im, ax=axes[0][n - 1], fraction=0.06, pad=0.03, label="attribution share")
     bx = axes[0][n]
     for i, r in enumerate(res):
         for j, (g, col) in enumerate((("rhythm", "tab:red"), ("non-rhythm", "tab:blue"))):
@@ -203,8 +203,9 @@ def figure(res: list[Attribution], out) -> list[str]:
                             color=col, ms=4, capsize=2.5, label=g if i == 0 else None)
     bx.axvline(UNIFORM, color="0.4", ls=":", lw=1)
     bx.set_yticks(range(n), [f"{r.model}\n{r.data}" for r in res], fontsize=6.5)
-    bx.invert_yaxis()
+    bx.set_ylim(n - 0.5, -0.5)
     bx.set_xlabel(f"lead-{ATTENTION_LEAD} share (95% CI)")
     bx.set_title(f"Lead {ATTENTION_LEAD}: rhythm (*) vs other classes\ndotted: uniform 1/12", fontsize=8)
-    bx.legend(frameon=False, fontsize=7, loc="lower right")
+    bx.legend(frameon=False, fontsize=7, loc="best")
+    fig.tight_layout()
     return save(fig, out, "fig3_interpretability")
