@@ -30,7 +30,7 @@ Locally:
 at batch 64), fold rotation over test folds 2, 4, 6, 8 and 10 at seed 0 (the other five folds are cut
 to fit 90 minutes: 478 of the 975 records get a test prediction). Measured: 81 min wall on this 2-core
 machine, 2 trials at a time (commit 601b245, 2026-12-01; the first 20 min shared the CPUs with tests).
-The `cpu` preset (synth, 3,000 records, 36 trials): DE_CPU_MIN min wall.
+The `cpu` preset (synth, 2,000 records, 36 trials; every trial now costs a 100% run): DE_CPU_MIN min wall.
 """
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ PRESETS = {
                          budget="matched"),
         models=Models(("beatnet", "resnet1d_wang"), TINY), fractions=(0.25, 1.0), seeds=(0, 1)),
     "cpu": DataEfficiency(
-        base=TrialConfig(dataset="synth", task="all", n_records=3000, epochs=12, batch_size=64, threads=1,
+        base=TrialConfig(dataset="synth", task="all", n_records=2000, epochs=12, batch_size=64, threads=1,
                          budget="matched"),
         models=Models(("beatnet", "resnet1d_wang"), TINY),
         fractions=(0.05, 0.10, 0.20, 0.35, 0.50, 1.0), seeds=(0, 1, 2)),

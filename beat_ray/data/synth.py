@@ -20,6 +20,10 @@ sum(x^2) within +-60 ms of the beat's R-wave centre, i.e. what an energy-based Q
 finds), its beat type (0 = conducted, 1 = PVC), the true QRS duration of the conducted beat,
 RR coefficient of variation, and the full "all" label matrix. Same config -> same bytes.
 
+`atrial_lead="II"` (or any lead) makes the lead-attribution positive control: P waves and AF
+f-waves are drawn into that lead only (3x, as lead II would see them) and AF's RR is regular at
+sinus rates, so AFIB differs from SR in that one lead and nowhere else (Einthoven no longer holds).
+
     ds = generate(SynthConfig(n_records=600), task="superdiagnostic")
 """
 from __future__ import annotations
@@ -29,14 +33,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from beat_ray.data.dataset import ECGDataset
-from beat_ray.data.splits import stratified_group_folds
 from beat_ray.data.leads import LEADS
+from beat_ray.data.splits import stratified_group_folds
 from beat_ray.data.synth_waves import (
     DOWER,
-    P,
     PVC_BEAT,
     ST,
     U_FWAVE,
+    P,
     T,
     Templates,
     beat_templates,
