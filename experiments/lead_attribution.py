@@ -28,7 +28,7 @@ Locally:
 
 Measured on this 2-core machine, 2 trials at a time: `real` 26 min wall (20 trials, commit 4e74218; per
 trial beatnet 69 s of which 12 s integrated gradients, resnet1d_wang 241 s of which 123 s: the CNN is
-attributed through all seven sliding windows); `cpu` LA_CPU_MIN min (18 trials).
+attributed through all seven sliding windows); `cpu` 12 min (18 trials, commit 4e74218).
 """
 from __future__ import annotations
 
