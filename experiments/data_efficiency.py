@@ -30,8 +30,9 @@ Locally:
 at batch 64), fold rotation over test folds 2, 4, 6, 8 and 10 at seed 0 (the other five folds are cut
 to fit 90 minutes: 478 of the 975 records get a test prediction). Measured: 81 min wall on this 2-core
 machine, 2 trials at a time (commit 601b245, 2026-12-01; the first 20 min shared the CPUs with tests).
-The `cpu` preset (synth, 2,000 records, 36 trials; every trial now costs a 100% run): not measured yet
-(stopped at 18 of 36 trials, about 1 trial a minute while tests shared the CPUs).
+The `cpu` preset (synth, 2,000 records, 36 trials; every trial costs a 100% run): 35 min wall at commit
+8c37a27 (2026-12-02), resumed once: 18 trials in 24 min while tests shared the CPUs, 18 in 11.4 min alone,
+so about 23 min on an idle machine.
 """
 from __future__ import annotations
 
