@@ -66,6 +66,55 @@ def test_midrank_auc_equals_sklearn_with_ties_and_resample_weights():
                 assert got[k, j, c] == pytest.approx(want, abs=1e-12, nan_ok=True)
 
 
+def test_bootstrap_redraws_resamples_that_lose_a_class():
+    """The PTB-XL benchmark's rule: a resample in which a class has no positive or no negative is
+    rejected and redrawn (from the same generator), not averaged over fewer classes."""
+    n, b = 30, 400
+    y = np.zeros((n, 4), int)
+    y[:2, 0] = 1                                    # 2 positives: lost in ~13% of draws
+    y[:, 1] = np.arange(n) % 2
+    y[1:, 2] = 1                                    # 1 negative: lost in ~36% of draws
+    # class 3 has no positive at all: never defined, so it rejects nothing
+    w, redrawn = stats.valid_resamples(y, b, seed=5)
+    rng = np.random.default_rng(5)                  # the draws by hand, batch after batch
+    raw = np.concatenate([np.stack([np.bincount(i, minlength=n) for i in rng.integers(0, n, (b, n))])
+                          for _ in range(3)])
+    pos = raw @ y[:, :3]
+    ok = (pos > 0).all(1) & (pos < n).all(1)
+    assert ok.sum() >= b and 0 < redrawn == int(np.flatnonzero(ok)[b - 1]) + 1 - b
+    assert np.array_equal(w, raw[ok][:b])
+    assert np.isfinite(stats.class_auc(y[:, :3], np.random.default_rng(0).normal(size=(1, n, 3)), w)).all()
+    boot = an.Bootstrap(b, 5)
+    assert np.array_equal(boot.weights(y), w) and f"{redrawn:,} draws rejected and redrawn" in boot.redraw_text()
+    y_easy = np.tile([[1, 0], [0, 1]], (20, 1))      # nothing to reject: the plain draws, unchanged
+    w_easy, r_easy = stats.valid_resamples(y_easy, 50, seed=2)
+    assert r_easy == 0 and np.array_equal(w_easy, stats.resample_weights(40, 50, seed=2))
+
+
+def test_rows_of_one_cell_with_different_configs_are_refused(tmp_path):
+    """Rows used to be keyed by model, data and seed: a rerun at other epochs silently replaced the
+    first. Now the report names the field; train noise makes a cell of its own."""
+    from beat_ray.report.load import read_study
+    root = make_results(tmp_path / "results")
+    path = root / "benchmark" / "cpu" / "trials.parquet"
+    rows = pd.read_parquet(path)
+    first = rows.index[(rows["config/model"] == "beatnet") & (rows["config/task"] == "all")][0]
+    rows.loc[first, "config/epochs"] = 20
+    rows.to_parquet(path, index=False)
+    problems: list[str] = []
+    assert read_study(root, "benchmark", "cpu", problems) is None
+    assert len(problems) == 1 and "cell (beatnet, synth, all" in problems[0] and "epochs: 10 vs 20" in problems[0]
+    rows.loc[first, "config/epochs"] = 10
+    rows["config/train_noise"] = None
+    rows.loc[first, "config/train_noise"] = "ma:12"
+    rows.to_parquet(path, index=False)
+    study = read_study(root, "benchmark", "cpu", problems := [])
+    assert not problems and "beatnet (train noise ma:12)" in set(study.rows["_model"])
+    rows["config/threads"] = np.arange(len(rows))   # where it ran is not what it ran
+    rows.to_parquet(path, index=False)
+    assert read_study(root, "benchmark", "cpu", problems := []) is not None and not problems
+
+
 def test_recovery_needs_every_larger_fraction():
     from beat_ray.report.efficiency import recovery
     f = [0.05, 0.2, 0.5]                                   # 100% is the reference itself

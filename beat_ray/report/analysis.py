@@ -6,6 +6,7 @@ only supply the bootstrap distributions around them (see stats.py).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,16 +56,30 @@ class CellResult:
 
 
 class Bootstrap:
-    """Resample weights shared by every cell with the same number of test records, and the
-    non-inferiority margin every "matches"/"recovers" verdict uses (the report's --margin)."""
+    """Resample weights shared by every cell with the same test labels (the same records), and the
+    non-inferiority margin every "matches"/"recovers" verdict uses (the report's --margin).
+
+    Resamples that leave a class without a positive or a negative are redrawn (stats.valid_resamples);
+    `redrawn` counts them per label set, for the captions."""
 
     def __init__(self, n_boot: int = stats.N_BOOT, seed: int = stats.SEED, margin: float = stats.MARGIN):
-        self.n_boot, self.seed, self.margin, self._w = n_boot, seed, margin, {}
+        self.n_boot, self.seed, self.margin = n_boot, seed, margin
+        self._w: dict[tuple, np.ndarray] = {}
+        self.redrawn: dict[tuple, int] = {}
 
-    def weights(self, n: int) -> np.ndarray:
-        if n not in self._w:
-            self._w[n] = stats.resample_weights(n, self.n_boot, self.seed)
-        return self._w[n]
+    def weights(self, labels: np.ndarray) -> np.ndarray:
+        """(n_boot, n) draw counts for test records with these (n, C) labels."""
+        y = np.ascontiguousarray(np.asarray(labels).astype(np.int8))
+        key = (y.shape, hashlib.sha1(y.tobytes()).hexdigest())
+        if key not in self._w:
+            self._w[key], self.redrawn[key] = stats.valid_resamples(y, self.n_boot, self.seed)
+        return self._w[key]
+
+    def redraw_text(self) -> str:
+        """'12 of 3,000 resamples (3 test sets) were redrawn' for the report's protocol section."""
+        n, r = len(self.redrawn), sum(self.redrawn.values())
+        return (f"{r:,} draw{'s' if r != 1 else ''} rejected and redrawn over the {n} test set{'s' if n != 1 else ''} "
+                f"of this build ({n * self.n_boot:,} resamples kept)")
 
 
 def _groups(cell: Cell) -> dict[str, list[int]]:
@@ -79,7 +94,7 @@ def _groups(cell: Cell) -> dict[str, list[int]]:
 
 
 def cell_result(cell: Cell, boot: Bootstrap, fraction: float = 1.0) -> CellResult:
-    aucs = stats.class_auc(cell.labels, cell.scores(), boot.weights(len(cell.record_id)))
+    aucs = stats.class_auc(cell.labels, cell.scores(), boot.weights(cell.labels))
     groups = _groups(cell)
     dist = stats.macro(aucs)
     gdist = {g: stats.macro(aucs, cols) for g, cols in groups.items()}

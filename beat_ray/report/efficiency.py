@@ -73,25 +73,33 @@ def paired_seeds(rows: pd.DataFrame) -> list[int]:
     return [int(s) for s, f in folds.items() if f == first]
 
 
-def _condition(study: Study, rows: pd.DataFrame, what: str):
-    """All seeds of one (model, data, fraction): (record_id, labels, scores (S, n, C), seeds, folds, rows)."""
+@dataclass(frozen=True)
+class Condition:
+    """All seeds of one (model, data, fraction), pooled per seed over its test folds."""
+    record_id: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray              # (S, n, C), one slice per seed
+    seeds: tuple[int, ...]
+    folds: tuple[int, ...]
+    rows: pd.DataFrame              # the rows used (the latest per seed and fold)
+
+
+def _condition(study: Study, rows: pd.DataFrame, what: str) -> Condition:
     per_seed, used = [], []
     if "finished_at" in rows:                  # a rerun's row replaces the earlier one of its fold, as in pooled()
         rows = rows.sort_values(["finished_at", "trial_id"])
     rows = rows.drop_duplicates(["seed", "config/test_fold"], keep="last")
     for seed in paired_seeds(rows):
         r = rows[rows["seed"] == seed]
-        p = pooled(study, r, what)
-        per_seed.append((int(seed), p.record_id, p.labels, p.scores, p.classes,
-                         tuple(sorted(r["config/test_fold"].astype(int).unique()))))
+        per_seed.append((int(seed), pooled(study, r, what), tuple(sorted(r["config/test_fold"].astype(int).unique()))))
         used.append(r)
-    first = per_seed[0]
-    for seed, rid, y, _, classes, folds in per_seed[1:]:
-        if folds != first[5] or not np.array_equal(rid, first[1]) or classes != first[4]:
-            raise ResultsError([f"{study.name}: {what}: seed {seed} tested folds {folds}, seed {first[0]} folds "
-                                f"{first[5]}; the paired bootstrap needs every seed on the same records"])
-    return (first[1], first[2], np.stack([p[3] for p in per_seed]), tuple(p[0] for p in per_seed), first[5],
-            pd.concat(used))
+    seed0, p0, folds0 = per_seed[0]
+    for seed, p, folds in per_seed[1:]:
+        if folds != folds0 or not np.array_equal(p.record_id, p0.record_id) or p.classes != p0.classes:
+            raise ResultsError([f"{study.name}: {what}: seed {seed} tested folds {folds}, seed {seed0} folds "
+                                f"{folds0}; the paired bootstrap needs every seed on the same records"])
+    return Condition(p0.record_id, p0.labels, np.stack([p.scores for _, p, _ in per_seed]),
+                     tuple(s for s, _, _ in per_seed), folds0, pd.concat(used))
 
 
 def seed_weights(n_seeds: int, n_boot: int, seed: int) -> np.ndarray:
@@ -136,18 +144,19 @@ def curves(study: Study, boot: Bootstrap) -> list[Curve]:
         if not np.isclose(fracs[-1], 1.0):
             raise ResultsError([f"{study.name}: {what} has no label_fraction 1.0 rows"])
         conds = {f: _condition(study, g[np.isclose(g["config/label_fraction"].astype(float), f)], what) for f in fracs}
-        rid, y, s_full, seeds, folds, _ = conds[fracs[-1]]
-        for f, (rid_f, _, _, seeds_f, folds_f, _) in conds.items():
-            if seeds_f != seeds or folds_f != folds or not np.array_equal(rid_f, rid):
-                raise ResultsError([f"{study.name}: {what}: fraction {f:g} ran seeds {seeds_f} folds {folds_f}, "
+        full = conds[fracs[-1]]
+        rid, y, s_full, seeds, folds = full.record_id, full.labels, full.scores, full.seeds, full.folds
+        for f, c in conds.items():
+            if c.seeds != seeds or c.folds != folds or not np.array_equal(c.record_id, rid):
+                raise ResultsError([f"{study.name}: {what}: fraction {f:g} ran seeds {c.seeds} folds {c.folds}, "
                                     f"100% ran seeds {seeds} folds {folds}: Δ(f) must be paired"])
-        rec_w, seed_w = boot.weights(len(rid)), seed_weights(len(seeds), boot.n_boot, boot.seed)
+        rec_w, seed_w = boot.weights(y), seed_weights(len(seeds), boot.n_boot, boot.seed)
         unit = np.ones((1, len(rid)), np.int32)
         full_dist = two_level(y, s_full, rec_w, seed_w)
         full_point = float(two_level(y, s_full, unit, np.ones((1, len(seeds))))[0])
         points = []
         for f in fracs:
-            _, _, s, _, _, r = conds[f]
+            s, r = conds[f].scores, conds[f].rows
             dist = two_level(y, s, rec_w, seed_w)
             point = float(two_level(y, s, unit, np.ones((1, len(seeds))))[0])
             dd = dist - full_dist
@@ -162,7 +171,7 @@ def curves(study: Study, boot: Bootstrap) -> list[Curve]:
         per_b = recovery(fr, np.stack([p.delta_dist for p in below]), margin) if below else np.ones(boot.n_boot)
         ci = (float(np.quantile(per_b, 0.025, method="lower")), float(np.quantile(per_b, 0.975, method="higher")))
         left = tuple(int(s) for s in sorted(g["seed"].unique()) if int(s) not in seeds)
-        used = pd.concat([c[5] for c in conds.values()])
+        used = pd.concat([c.rows for c in conds.values()])
         budget = "/".join(sorted(set(used["config/budget"].fillna("epochs").astype(str)))) \
             if "config/budget" in used else "epochs"
         out.append(Curve(str(model), f"{dataset}/{task}", points, seeds, folds, left, len(rid),

@@ -110,17 +110,79 @@ class Cell:
         return np.stack([p.lead_attention for p in self.preds])
 
 
+# A table cell: these columns (with `_model`, which names the model, its kwargs, recipe and train noise;
+# `config/synth` names a synth variant such as a positive control, shown with the data).
+CELL_COLUMNS: tuple[str, ...] = ("_model", "config/dataset", "config/task", "config/synth", "config/label_fraction")
+# Config fields that may differ between the rows of one cell: what a cell pools over (seed, test fold),
+# where it ran (devices, data path), and what was only measured after training (extra test noise,
+# attributions). Any other difference means two experiments, which the report refuses to merge.
+FREE_FIELDS: frozenset[str] = frozenset({"seed", "test_fold", "threads", "workers", "use_gpu", "gpus_per_trial",
+                                         "allow_cpu_fallback", "root", "study", "preset", "eval_noise",
+                                         "attribution_steps"})
+# ...and, in a tuned cell (one best.json), what a search sets per test fold.
+TUNED_FIELDS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_size", "model_kwargs", "max_beats",
+                                          "token_mode", "schedule"})
+
+
+# Config fields added after rows were first committed, with the value rows written before them ran with.
+LATER_FIELDS: dict[str, object] = {"config/recipe": "default", "config/budget": "epochs", "config/synth": "{}",
+                                   "config/test_fold": 10, "config/attribution_steps": 0, "config/hparams": "",
+                                   "config/score_test": True}
+
+
+def fill_later_fields(rows: pd.DataFrame) -> pd.DataFrame:
+    """Old rows get the defaults they ran with, so an old and a new row of one config compare equal."""
+    rows = rows.copy()
+    for col, value in LATER_FIELDS.items():
+        rows[col] = rows[col].astype(object).where(rows[col].notna(), value) if col in rows else value
+    return rows
+
+
 def _model_labels(rows: pd.DataFrame) -> pd.Series:
     """Model name, plus its kwargs only where one study runs the same model with several kwargs, plus
-    its training recipe where that is not the default (e.g. 'xresnet1d101 (benchmark recipe)')."""
+    its training recipe where that is not the default (e.g. 'xresnet1d101 (benchmark recipe)'), plus
+    its training noise where it had some (e.g. 'beatnet (train noise ma:12)'), and '(tuned)' where it
+    took its hyperparameters from a search's best.json."""
+    tuned = rows["config/hparams"].fillna("").astype(str) != "" if "config/hparams" in rows \
+        else pd.Series(False, rows.index)
     kw = rows["config/model_kwargs"].map(kwargs_text) if "config/model_kwargs" in rows else pd.Series("", rows.index)
     model = rows["config/model"].astype(str)
-    multi = model.map(pd.DataFrame({"m": model, "k": kw}).groupby("m")["k"].nunique()) > 1
-    label = model.where(~multi, model + " (" + kw + ")")
+    # tuned rows take their kwargs per test fold from best.json: those never split a model into cells
+    plain = pd.DataFrame({"m": model, "k": kw})[~tuned]
+    multi = model.map(plain.groupby("m")["k"].nunique()).fillna(0) > 1
+    label = model.where(~multi | tuned, model + " (" + kw + ")")
     if "config/recipe" in rows:
-        recipe = rows["config/recipe"].astype(str)
+        recipe = rows["config/recipe"].fillna("default").astype(str)      # rows from before recipes
         label = label.where(recipe == "default", label + " (" + recipe + " recipe)")
-    return label
+    if "config/train_noise" in rows:
+        noise = rows["config/train_noise"]
+        label = label.where(noise.isna() | (noise.astype(str) == ""), label + " (train noise " + noise.astype(str) + ")")
+    return label.where(~tuned, label + " (tuned)")
+
+
+def mixed_cells(rows: pd.DataFrame, study: str) -> list[str]:
+    """One problem per cell whose rows differ in a config field outside FREE_FIELDS.
+
+    Why: rows used to be keyed by model, data and seed, so a rerun with other epochs, lr, fs or
+    budget replaced (or was pooled with) the first. Rows older than `config_hash` are checked the
+    same way, from their config columns.
+    """
+    keys = [c for c in CELL_COLUMNS if c in rows]
+    fields = [c for c in rows.columns if c.startswith("config/") and c not in keys
+              and c.split("/", 1)[1] not in FREE_FIELDS]
+    out = []
+    for key, g in rows.groupby(keys, sort=True, dropna=False):
+        tuned = "config/hparams" in g and (g["config/hparams"].fillna("").astype(str) != "").all()
+        differ = {c: sorted(map(str, g[c].astype(object).where(g[c].notna(), None).unique()))
+                  for c in fields if g[c].astype(object).where(g[c].notna(), None).nunique(dropna=False) > 1
+                  and not (tuned and c.split("/", 1)[1] in TUNED_FIELDS)}
+        if differ:
+            cell = ", ".join(map(str, key if isinstance(key, tuple) else (key,)))
+            what = "; ".join(f"{c.split('/', 1)[1]}: {' vs '.join(v)}" for c, v in differ.items())
+            out.append(f"{study}: the rows of cell ({cell}) ran different configs ({what}); the report will not "
+                       "merge them. Give the other run its own results folder (--results-root) or preset, or "
+                       "drop the superseded rows")
+    return out
 
 
 def read_predictions(path: Path, problems: list[str]) -> Predictions | None:
@@ -179,8 +241,11 @@ def read_study(root: Path, name: str, preset: str, problems: list[str]) -> Study
     if bad:
         problems.append(f"{name}: rows with no test/macro_auc (trials {bad})")
         return None
-    rows = rows.sort_values(["trial_id"]).reset_index(drop=True)
+    rows = fill_later_fields(rows.sort_values(["trial_id"]).reset_index(drop=True))
     rows["_model"] = _model_labels(rows)
+    if mixed := mixed_cells(rows, name):
+        problems.extend(mixed)
+        return None
     study = Study(name, preset, folder, rows)
     if "predictions_file" in STUDY_COLUMNS[name]:
         n_before = len(problems)
@@ -248,7 +313,7 @@ def pooled(study: Study, rows: pd.DataFrame, what: str) -> Predictions:
     parts = [study.predictions[str(t)] for t in rows["trial_id"]]
     rid = np.concatenate([p.record_id for p in parts])
     if len(np.unique(rid)) != len(rid):
-        raise ResultsError([f"{study.name}: {what}: a record has two test predictions in one seed's folds"])
+        raise ResultsError([f"{study.name}: {what}: a record has two test predictions in one rotation (one seed's folds)"])
     if len({p.classes for p in parts}) != 1:
         raise ResultsError([f"{study.name}: {what}: test folds of one seed have different classes"])
     order = np.argsort(rid, kind="stable")

@@ -69,9 +69,8 @@ def build(inputs: Inputs, tables: list[Table], boot: an.Bootstrap, n_beats: int)
          "test split."),
         (f"**CI**: {ci_text(boot)}. The AUC of a resample is the Mann-Whitney statistic with mid-ranks for "
          "ties, weighted by how often each record was drawn (equal to scikit-learn's ROC AUC on the resampled "
-         "records). A class with a single label value in a resample has no AUC there and is left out of that "
-         "resample's macro average; a resample with no such class at all is dropped. Ablation drops use the "
-         "same resample for both models (paired)."),
+         f"records). Every resample keeps each class's positives and negatives: {boot.redraw_text()}. "
+         "Ablation drops use the same resample for both models (paired)."),
         ("**Label-efficiency recovery** (Table 3, Fig. 1): Δ(f) = AUC(f) − AUC(100%) on the same records and "
          "seeds at a matched optimisation budget, with a two-level bootstrap CI (records and seeds); f recovers "
          f"when the lower bound is above −{boot.margin:g} (non-inferiority margin, `--margin`). The recovery "
@@ -118,8 +117,8 @@ def build_available(preset: str, studies: dict, tables: list[Table], figs: list[
     lines += ["", "## Definitions", "",
               f"- **CI**: 95% percentile bootstrap over records ({boot.n_boot} resamples, numpy seed {boot.seed}); "
               "the AUC of a resample is the weighted Mann-Whitney statistic with mid-ranks (scikit-learn's ROC AUC "
-              "on the resampled records). A class with one label value in a resample is left out of that "
-              "resample's macro average.",
+              "on the resampled records). Draws that leave a class without a positive or a negative are "
+              f"redrawn: {boot.redraw_text()}.",
               "- **Pooled** (fold rotation): every record's single test prediction, from the model whose test fold "
               "held it, pooled into one macro-AUC. Paired Δ: one resample of the records applied to both models.",
               ""]

@@ -18,7 +18,8 @@ import pandas as pd
 from beat_ray.data.splits import record_set_hash
 from beat_ray.report import stats
 from beat_ray.report.analysis import REFERENCE_MODEL, Bootstrap, Estimate, model_order
-from beat_ray.report.load import Predictions, ResultsError, Study, kwargs_text
+from beat_ray.report.load import ResultsError, Study, kwargs_text
+from beat_ray.report.load import pooled as pool_folds
 from beat_ray.report.tables import DASH, Table, est, num
 
 N_FOLDS = 10
@@ -77,20 +78,8 @@ class PooledResult:
         return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), float(v.min()), float(v.max())
 
 
-def _pool(study: Study, rows: pd.DataFrame) -> Predictions:
-    parts = [study.predictions[str(t)] for t in rows["trial_id"]]
-    rid = np.concatenate([p.record_id for p in parts])
-    if len(np.unique(rid)) != len(rid):
-        raise ResultsError([f"{study.name}: a record has two test predictions in one rotation ({rows['_arm'].iloc[0]})"])
-    if len({p.classes for p in parts}) != 1:
-        raise ResultsError([f"{study.name}: folds of one rotation have different classes"])
-    order = np.argsort(rid, kind="stable")
-    return Predictions(rid[order], np.concatenate([p.scores for p in parts])[order],
-                       np.concatenate([p.labels for p in parts])[order], parts[0].classes)
-
-
 def _estimate(labels: np.ndarray, scores: np.ndarray, boot: Bootstrap, point: float | None = None):
-    dist = stats.macro(stats.class_auc(labels, scores, boot.weights(len(labels))))
+    dist = stats.macro(stats.class_auc(labels, scores, boot.weights(labels)))
     mean = stats.macro_point(labels, scores) if point is None else point
     return Estimate(mean, *stats.ci(dist)), dist
 
@@ -106,7 +95,7 @@ def _one(study: Study, g: pd.DataFrame, boot: Bootstrap) -> PooledResult:
         r = g[g["seed"] == seed].sort_values("config/test_fold")
         if r["config/test_fold"].duplicated().any():
             raise ResultsError([f"{study.name}: {g['_arm'].iloc[0]} has two rows for one fold at seed {seed}"])
-        p = _pool(study, r)
+        p = pool_folds(study, r, str(g["_arm"].iloc[0]))
         pooled, dist = _estimate(p.labels, p.scores[None], boot)
         rid, rhash = p.record_id, record_set_hash(p.record_id)
         per_fold = {int(k): float(v) for k, v in zip(r["config/test_fold"], r["test/macro_auc"])}

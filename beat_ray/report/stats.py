@@ -10,9 +10,12 @@ resample is the Mann-Whitney U statistic with mid-ranks for ties, weighted by th
 computed for all resamples at once with one sort per (seed, class) (`class_auc`). With unit weights it is
 exactly sklearn's ROC AUC (tests/test_report.py checks both, ties included).
 
-A class whose labels take a single value in a resample has no AUC (sklearn raises); it is NaN
-there and left out of that resample's macro average, as `beat_ray.train.metrics.macro_auc` does
-for the point estimate. A resample in which no class is defined is dropped from the percentiles.
+Resamples are drawn by `valid_resamples`: one in which a class of the test records loses all its
+positives or all its negatives is rejected and redrawn, as the PTB-XL benchmark's bootstrap does
+(helme/ecg_ptbxl_benchmarking, `get_appropriate_bootstrap_samples`), so every resample averages the
+same classes; the report says how many were redrawn. A class with a single label value among all
+the test records has no AUC anywhere (NaN) and is left out of the macro average, as
+`beat_ray.train.metrics.macro_auc` does for the point estimate.
 """
 from __future__ import annotations
 
@@ -28,15 +31,51 @@ LEVEL = 0.95
 MARGIN = 0.01
 
 
+# valid_resamples gives up after this many batches of n_boot draws (a class too rare to keep in a resample)
+MAX_REDRAW_BATCHES = 200
+
+
+def _draw(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (idx + np.arange(n_boot)[:, None] * n).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.int32)
+
+
 def resample_weights(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarray:
     """(n_boot, n) draw counts of a bootstrap over n records; depends only on (n, n_boot, seed).
 
     Every cell with the same sorted test records gets the same resamples, which pairs the
     ablation drops and the per-seed averages for free.
     """
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    flat = (idx + np.arange(n_boot)[:, None] * n).ravel()
-    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.int32)
+    return _draw(np.random.default_rng(seed), n, n_boot)
+
+
+def valid_resamples(labels: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) -> tuple[np.ndarray, int]:
+    """(n_boot, n) draw counts in which every class with both label values among the n records keeps
+    at least one positive and one negative, and how many draws were rejected and redrawn.
+
+    The draws are `resample_weights(n, n_boot, seed)`'s, continued from the same generator for the
+    replacements, so they depend only on (labels, n_boot, seed): cells with the same test records
+    (hence the same labels) share them, and where nothing is rejected nothing changes.
+    """
+    y = np.asarray(labels).astype(bool).reshape(len(labels), -1)
+    n = len(y)
+    pos = y.sum(0)
+    y = y[:, (pos > 0) & (pos < n)].astype(np.int64)
+    rng = np.random.default_rng(seed)
+    draws, flags = [], []
+    for _ in range(MAX_REDRAW_BATCHES):
+        w = _draw(rng, n, n_boot)
+        p = w @ y
+        draws.append(w)
+        flags.append((p > 0).all(1) & (p < w.sum(1, keepdims=True)).all(1))
+        ok = np.concatenate(flags)
+        if ok.sum() >= n_boot:
+            used = int(np.flatnonzero(ok)[n_boot - 1]) + 1          # draws consumed up to the n_boot-th kept one
+            return np.concatenate(draws)[:used][ok[:used]], used - n_boot
+    raise ValueError(f"bootstrap: after {MAX_REDRAW_BATCHES * n_boot} draws only {int(ok.sum())} of {n_boot} "
+                     f"resamples of {n} records kept every class's positives and negatives (a class with very few "
+                     "of either)")
 
 
 def class_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -97,7 +97,8 @@ def seeds_text(ns) -> str:
 
 def ci_text(boot: an.Bootstrap) -> str:
     return (f"95% percentile bootstrap CI over test records ({boot.n_boot} resamples, numpy seed {boot.seed}; "
-            "each resample is applied to every seed's stored predictions and the mean over seeds recomputed)")
+            "each resample is applied to every seed's stored predictions and the mean over seeds recomputed; a draw "
+            "that leaves a class without a positive or a negative is redrawn, as in the PTB-XL benchmark)")
 
 
 def _only(values) -> str | None:
