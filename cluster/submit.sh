@@ -21,7 +21,8 @@ esac
 job_bin="${BEAT_RAY_JOB_BIN-$job_bin}"
 env_file=$(mktemp --suffix=.yaml)
 trap 'rm -f "$env_file"' EXIT
-dirty=0; [ -n "$(git status --porcelain --untracked-files=no)" ] && dirty=1
+# results/ and paper_figures/ are what studies write, not code (as beat_ray.train.results.git_info)
+dirty=0; [ -n "$(git status --porcelain --untracked-files=no -- . ":(exclude)results" ":(exclude)paper_figures")" ] && dirty=1
 { cat cluster/runtime_env.yaml
   echo "  BEAT_RAY_GIT_COMMIT: \"$(git rev-parse HEAD)\""
   echo "  BEAT_RAY_GIT_DIRTY: \"$dirty\""

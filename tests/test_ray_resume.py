@@ -111,6 +111,13 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(beat_ray_cache, 
         ckpts_before = {tid: _checkpoints(exp, tid) for tid in finished}
         assert all(len(c) >= 1 for c in ckpts_before.values()), ckpts_before
 
+        # a resume whose grid changed is refused before Ray starts, naming the field (issue L)
+        changed = subprocess.run([*cmd, "--set", "epochs=3"], cwd=REPO, env=env, capture_output=True, text=True,
+                                 timeout=120, check=False)
+        assert changed.returncode != 0 and "Traceback" not in changed.stderr
+        assert "another grid (epochs: 2 -> 3)" in changed.stderr and "new --name" in changed.stderr
+        assert len(_rows(out)) == len(before)
+
         again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400, check=False)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         deadline = time.monotonic() + 15

@@ -57,3 +57,25 @@ def test_every_study_has_four_presets_and_well_formed_cells():
     assert all(c["attribution_steps"] > 0 for p in la.values() for c in p.cells())
     bench = load_presets("benchmark")["paper"].cells()
     assert {c["dataset"] for c in bench} == {"ptbxl", "cpsc2018", "chapman"}
+
+
+def test_a_changed_grid_is_named_and_refused_unless_resume_changed(tmp_path, capsys):
+    """Tune restores its stored grid, so a resume with other --set values would silently ignore them."""
+    from beat_ray.train.runner import GRID_FILE, check_grid, grid_changes, save_grid
+    cells = [c for c in load_presets("data_efficiency")["smoke"].cells()]
+    exp = str(tmp_path / "storage" / "sweep")
+    save_grid(exp, cells)
+    assert (tmp_path / "storage" / "sweep" / GRID_FILE).is_file()
+    check_grid(exp, cells, resume_changed=False)                          # the same grid resumes
+    gpu = [{**c, "use_gpu": True, "gpus_per_trial": 0.5} for c in cells]
+    assert grid_changes(cells, gpu) == []                                 # other hardware is not another grid
+    longer = [{**c, "epochs": c["epochs"] + 1} for c in cells]
+    assert grid_changes(cells, longer) == [f"epochs: {cells[0]['epochs']} -> {cells[0]['epochs'] + 1}"]
+    with pytest.raises(SystemExit, match=r"another grid \(epochs: .*new --name.*--resume-changed"):
+        check_grid(exp, longer, resume_changed=False)
+    check_grid(exp, longer, resume_changed=True)
+    assert "continuing the stored grid" in capsys.readouterr().out
+    assert grid_changes(cells, cells[:-1]) != []                          # a dropped cell is a change too
+    a, b = {"model": "beatnet", "seed": 0}, {"model": "resnet1d_wang", "seed": 1}
+    assert grid_changes([a, b], [{**a, "seed": 1}, {**b, "seed": 0}]) == \
+        ["the cells (2 stored, 2 now) combine the same values differently"]

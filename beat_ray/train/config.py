@@ -5,6 +5,7 @@ rejects unknown keys, so a typo in a grid fails at launch instead of silently tr
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -75,6 +76,8 @@ class TrialConfig:
     train_noise: str | None = None     # augmentation "kind:snr_db", e.g. "ma:12"
     eval_noise: tuple[str, ...] = ()   # after training, also score test under each "kind:snr_db"
     attribution_steps: int = 0         # > 0: store class x lead integrated gradients of test records (attribution.py)
+    score_test: bool = True            # False (hyperparameter search): the test fold is never predicted or scored
+    hparams: str = ""                  # tuned config this trial took its hyperparameters from ("<best.json>#<sha>")
     threads: int = 1                   # torch intra-op threads per worker
     # where
     workers: int = 1                   # > 1: DDP through a TorchTrainer
@@ -114,6 +117,11 @@ class TrialConfig:
         """Columns for a results row: dicts become JSON strings so parquet stays tidy."""
         return {f"config/{k}": json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) else v
                 for k, v in self.to_dict().items()}
+
+    def config_hash(self) -> str:
+        """16 hex digits of SHA-256 over every field: two rows with equal hashes ran the same config."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def distributed(self) -> bool:

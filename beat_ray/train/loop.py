@@ -240,7 +240,7 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
                    "n_val": len(data.val), "n_test": len(data.test), "device": str(device),
                    "gpu_fraction": float(cfg.gpus_per_trial) if cfg.use_gpu else 0.0,
                    "cpu_fallback": bool(cfg.use_gpu and device.type == "cpu"), **records}
-        if epoch == cfg.epochs - 1:
+        if epoch == cfg.epochs - 1 and cfg.score_test:
             metrics.update(final_test_metrics(model, best["model"], data, cfg.attribution_steps))
             metrics.update(noise_metrics(model, data, cfg))
         if on_epoch is not None:

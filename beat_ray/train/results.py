@@ -3,7 +3,9 @@
 One row per finished trial in `results/<study>/<preset>/trials.parquet` (+ a CSV twin). A write
 goes to a temp file in the same folder and is renamed over the old file, so a crash mid-write
 leaves either the old or the new file, never a torn one. Rows are keyed by `trial_id`: writing
-a row twice (e.g. after a resumed sweep reconciles) keeps one.
+a row twice (e.g. after a resumed sweep reconciles) keeps one. Each row also carries
+`config_hash` (every TrialConfig field), and the report refuses to merge rows of one table cell
+whose configs differ in anything but seed, fold and device (beat_ray/report/load.py).
 """
 from __future__ import annotations
 
@@ -38,7 +40,10 @@ def git_info(repo: str | None = None) -> tuple[str, bool]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        # results/ and paper_figures/ are what studies write: a resumed sweep finds its own earlier rows
+        # there, which says nothing about the code that runs
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                     ":(exclude)results", ":(exclude)paper_figures"], cwd=cwd,
                                     capture_output=True, text=True, check=True).stdout.strip())
         return commit, dirty
     except (OSError, subprocess.CalledProcessError):
@@ -92,6 +97,7 @@ def make_row(config: dict[str, Any], metrics: dict[str, Any], trial_id: str) -> 
     row = {"study": cfg.study, "preset": cfg.preset, "trial_id": trial_id, "seed": cfg.seed,
            "git_commit": commit, "git_dirty": dirty, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "hostname": socket.gethostname()}
+    row["config_hash"] = cfg.config_hash()
     row.update(cfg.flat())
     for k, v in metrics.items():
         if k.startswith("_") or isinstance(v, (dict, list, np.ndarray)):

@@ -8,11 +8,13 @@ killed between a trial's end and its row still ends with exactly one row per cel
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
 
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.devices import cluster_capacity, decide_gpu, max_concurrent
@@ -37,7 +39,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def stored_bytes(paths: list[str], fs=None) -> int:
     """Bytes under `paths` in the sweep's storage (a trial's checkpoints and logs): what retention bounds."""
-    import pyarrow.fs as pafs
     fs = fs or pafs.LocalFileSystem()
     total = 0
     for p in paths:
@@ -138,7 +139,8 @@ def prepare_inputs(cells: list[dict]) -> list[Path]:
     seen, paths = set(), []
     for cell in cells:
         cfg = TrialConfig.from_dict(cell)
-        key = (cfg.dataset, cfg.task, cfg.fs, cfg.n_records, cfg.data_seed, cfg.root, cfg.model, cfg.token_mode)
+        key = (cfg.dataset, cfg.task, cfg.fs, cfg.n_records, cfg.data_seed, cfg.root, cfg.model, cfg.token_mode,
+               cfg.max_beats, json.dumps(cfg.synth, sort_keys=True))
         if key not in seen:
             seen.add(key)
             ds = load_dataset(cfg)
@@ -201,16 +203,89 @@ def longest_first(cells: list[dict]) -> list[dict]:
     return sorted(cells, key=lambda c: -float(c.get("label_fraction", 1.0)) * float(c.get("epochs", 1)))
 
 
+GRID_FILE = "beat_ray_grid.json"
+# Set per launch from the cluster it runs on (devices.decide_gpu): a resume on other hardware is not a changed grid.
+DEVICE_FIELDS = ("use_gpu", "gpus_per_trial", "allow_cpu_fallback")
+
+
+def _exp_fs(exp_path: str):
+    if "://" in exp_path:
+        return pafs.FileSystem.from_uri(exp_path)
+    return pafs.LocalFileSystem(), str(Path(exp_path).resolve())
+
+
+def _grid_key(cell: dict) -> str:
+    return json.dumps({k: v for k, v in cell.items() if k not in DEVICE_FIELDS}, sort_keys=True, default=str)
+
+
+def grid_changes(old: list[dict], new: list[dict]) -> list[str]:
+    """What differs between a stored grid and this launch's, field by field ('epochs: [2] -> [3]')."""
+    if sorted(map(_grid_key, old)) == sorted(map(_grid_key, new)):
+        return []
+    out = []
+    for k in sorted({k for c in old + new for k in c} - set(DEVICE_FIELDS)):
+        a, b = sorted({repr(c.get(k)) for c in old}), sorted({repr(c.get(k)) for c in new})
+        if a != b:
+            out.append(f"{k}: {', '.join(a)} -> {', '.join(b)}")
+    return out or [f"the cells ({len(old)} stored, {len(new)} now) combine the same values differently"]
+
+
+def check_grid(exp_path: str, cells: list[dict], resume_changed: bool) -> None:
+    """Refuse to resume a sweep whose grid changed (Tune restores its stored grid and would silently
+    ignore the change); with `resume_changed` continue the stored grid and say so. The grid is kept
+    beside Tune's experiment state, on the same storage (local, NFS or s3://)."""
+    fs, path = _exp_fs(exp_path)
+    gfile = f"{path}/{GRID_FILE}"
+    if fs.get_file_info(gfile).type != pafs.FileType.File:
+        print(f"resume: {exp_path} has no {GRID_FILE} (a sweep from before grids were stored): cannot check "
+              "that its grid is this launch's")
+        return
+    with fs.open_input_stream(gfile) as fh:
+        old = json.loads(fh.read().decode())
+    changes = grid_changes(old, json.loads(json.dumps(cells, sort_keys=True, default=str)))   # as stored: tuples -> lists
+    if not changes:
+        return
+    what = "; ".join(changes)
+    if not resume_changed:
+        raise SystemExit(f"{exp_path} was launched with another grid ({what}). Resuming would continue the "
+                         "stored grid and ignore this change. Give the new grid a new --name, or pass "
+                         "--resume-changed to finish the stored grid as it was.")
+    print(f"resume: --resume-changed: continuing the stored grid; this launch's changes are ignored ({what})")
+
+
+def save_grid(exp_path: str, cells: list[dict]) -> None:
+    fs, path = _exp_fs(exp_path)
+    fs.create_dir(path, recursive=True)
+    tmp = f"{path}/.{GRID_FILE}.tmp"
+    with fs.open_output_stream(tmp) as fh:
+        fh.write(json.dumps(cells, sort_keys=True, default=str, indent=1).encode())
+    fs.move(tmp, f"{path}/{GRID_FILE}")             # a rename: a crash leaves the old file or the new one
+
+
+def init_ray() -> None:
+    """Join RAY_ADDRESS's cluster or start a local one, unless this process already has Ray."""
+    import ray
+    if ray.is_initialized():
+        return
+    # the trials' cache dir: BEAT_RAY_TRIAL_CACHE where the trials' disk is not the driver's, else the
+    # driver's BEAT_RAY_CACHE. In a `ray job` the job's runtime env rules (a repeated key is an error).
+    trial_cache = os.environ.get("BEAT_RAY_TRIAL_CACHE") or os.environ.get("BEAT_RAY_CACHE")
+    ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False,
+             runtime_env={"env_vars": {"BEAT_RAY_CACHE": trial_cache}}
+             if trial_cache and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ else None)
+
+
 def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str | None = None,
               name: str | None = None, results_root: str | Path = REPO / "results",
               max_concurrent_trials: int | None = None, max_failures: int = 2,
-              gpus_per_trial: float | None = None, allow_cpu_fallback: bool = False) -> Path:
+              gpus_per_trial: float | None = None, allow_cpu_fallback: bool = False,
+              resume_changed: bool = False) -> Path:
     """Run (or resume) one sweep over `cells` and return the folder holding trials.parquet.
 
     `gpus_per_trial` (None: each cell's own wish, honoured only if the cluster has or can autoscale
-    to GPUs; see devices.decide_gpu) and `allow_cpu_fallback` apply to every cell.
+    to GPUs; see devices.decide_gpu) and `allow_cpu_fallback` apply to every cell. Resuming a sweep
+    whose grid changed is refused unless `resume_changed` (check_grid).
     """
-    import ray
     from ray import tune
     from ray.tune import (
         CheckpointConfig,
@@ -224,13 +299,15 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
     name = name or f"{study}-{preset}"
     storage_path = storage_path or str(Path(results_root).resolve().parent / ".ray_results")
     out = results_dir(results_root, study, preset)
-    if not ray.is_initialized():
-        # the trials' cache dir: BEAT_RAY_TRIAL_CACHE where the trials' disk is not the driver's, else the
-        # driver's BEAT_RAY_CACHE. In a `ray job` the job's runtime env rules (a repeated key is an error).
-        trial_cache = os.environ.get("BEAT_RAY_TRIAL_CACHE") or os.environ.get("BEAT_RAY_CACHE")
-        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False,
-                 runtime_env={"env_vars": {"BEAT_RAY_CACHE": trial_cache}}
-                 if trial_cache and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ else None)
+    exp_path = f"{storage_path.rstrip('/')}/{name}"
+    try:
+        grid_cells = [TrialConfig.from_dict({**c, "study": study, "preset": preset}).to_dict() for c in cells]
+    except ValueError as exc:           # e.g. --gpus-per-trial 0.5 with workers=2
+        raise SystemExit(f"{study}/{preset}: {exc}") from None
+    restoring = Tuner.can_restore(exp_path)
+    if restoring:                       # before Ray starts: a refusal costs nothing
+        check_grid(exp_path, grid_cells, resume_changed)
+    init_ray()
     capacity = cluster_capacity()
     cells = decide_gpu(cells, capacity, gpus_per_trial, allow_cpu_fallback)
     try:
@@ -257,10 +334,10 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
         [trial_resources(TrialConfig.from_dict(config["trial"]))]))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")      # the classic output engine honours progress_reporter
     fs = _storage_fs(storage_path)
-    exp_path = f"{storage_path.rstrip('/')}/{name}"
-    if Tuner.can_restore(exp_path):
+    if restoring:
         tuner = Tuner.restore(exp_path, trainable=fn, resume_unfinished=True, resume_errored=True)
     else:
+        save_grid(exp_path, grid_cells)
         tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells), "cache_source": cache_source},
                       tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials or None, reuse_actors=True),
                       run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,

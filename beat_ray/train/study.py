@@ -2,7 +2,7 @@
 
 A study script declares a frozen dataclass grid and a dict of presets and calls `main`.
 `--preset smoke|cpu|real|paper`, `--storage-path` (local, NFS or s3://), `--name` (same name =
-resume), `--data-root` (real datasets), `--folds official|rotate` and `--results-root` are the
+resume; a changed grid is refused unless `--resume-changed`), `--data-root` (real datasets), `--folds official|rotate` and `--results-root` are the
 same everywhere.
 """
 from __future__ import annotations
@@ -105,6 +105,12 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
                          "only if the cluster has or can autoscale to GPUs; otherwise the study stops and says so")
     ap.add_argument("--allow-cpu-fallback", action="store_true",
                     help="a trial given a GPU that finds no CUDA trains on CPU (the row records it) instead of failing")
+    ap.add_argument("--hparams", default=None, metavar="BEST_JSON",
+                    help="train each model with its tuned config from experiments/hparams.py "
+                         "(results/hparams/<preset>/best.json), per test fold; rows record it")
+    ap.add_argument("--resume-changed", action="store_true",
+                    help="resume a --name whose stored grid differs from this launch's, finishing the stored grid "
+                         "(without it such a resume is refused, naming the changed fields)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a base TrialConfig field, e.g. --set epochs=5 --set train_noise=ma:12")
     a = ap.parse_args(argv)
@@ -118,6 +124,9 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
         if a.folds is not None:
             grid = replace(grid, rotate=a.folds == "rotate")
         cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
+        if a.hparams:
+            from beat_ray.train.search import apply_hparams
+            cells = apply_hparams(cells, a.hparams)
     except ValueError as exc:
         raise SystemExit(f"{study}/{a.preset}: {exc}") from None
     lacking = sorted({c["dataset"] for c in cells if c["dataset"] != "synth" and not c.get("root")})
@@ -133,7 +142,7 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
     out = run_study(cells, study=study, preset=a.preset, storage_path=a.storage_path, name=a.name,
                     results_root=a.results_root or REPO / "results",
                     max_concurrent_trials=a.max_concurrent_trials, gpus_per_trial=a.gpus_per_trial,
-                    allow_cpu_fallback=a.allow_cpu_fallback)
+                    allow_cpu_fallback=a.allow_cpu_fallback, resume_changed=a.resume_changed)
     rows = pd.read_parquet(out / "trials.parquet")
     from beat_ray.report.summary import shown
     print(f"results: {shown(out / 'trials.parquet')} ({len(rows)} rows; CSV beside it)")
