@@ -1,0 +1,71 @@
+"""Hyperparameter search: every model gets the same search budget on validation data (issue L).
+
+Ray Tune with OptunaSearch (TPE) and an ASHA scheduler, one search per (model, test fold), on the
+best validation macro-AUC (beat_ray/train/search.py). Tuning never sees a test fold: the search for
+test fold k trains on k's eight training folds and selects on its validation fold, the fold before k
+(`fold_layout(k)`, the same split every study trains test fold k with), with `score_test=False`, so
+fold k's records are never predicted or scored. This is nested cross-validation whose inner split is
+the studies' own: each test fold of a rotation gets its own tuned config, and a study that takes
+`--hparams results/hparams/<preset>/best.json` refuses a test fold that has none.
+
+Equal budget: the same `num_samples`, maximum epochs and ASHA rungs for every model (in the rows).
+The spaces below are data; a dimension is a TrialConfig field or `model_kwargs.<name>`.
+
+Launch on a cluster:
+    ray job submit --address http://HEAD:8265 --runtime-env cluster/runtime_env.yaml -- \
+        python experiments/hparams.py --preset paper --data-root /data/ptb-xl/1.0.3 --storage-path s3://bucket/beat-ray
+Locally:
+    python experiments/hparams.py --preset smoke                 # about a minute
+    python experiments/hparams.py --preset real --name hp-real   # same --name again = resume
+Then, e.g.:
+    python experiments/benchmark.py --preset real --hparams results/hparams/real/best.json --name bench-tuned
+
+Measured wall times (2 cores, 2 trials at a time): smoke not measured yet; cpu not measured yet; real not
+measured yet.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout without install
+from beat_ray.envcheck import require  # noqa: E402
+
+require()           # before any third-party import: a wrong interpreter gets the fix, not a traceback
+
+from beat_ray.train.config import TrialConfig  # noqa: E402
+from beat_ray.train.search import Dim, Search, search_main  # noqa: E402
+from beat_ray.train.study import shared_ptbxl  # noqa: E402
+
+# What every model searches: the optimiser. The CNNs have no dropout of their own to search.
+OPTIMISER = {"lr": Dim("loguniform", (3e-4, 3e-2)), "weight_decay": Dim("loguniform", (1e-4, 1e-1)),
+             "batch_size": Dim("choice", (32, 64, 128))}
+SPACES = {
+    "beatnet": {**OPTIMISER, "model_kwargs.size": Dim("choice", ("tiny", "small")),
+                "model_kwargs.dropout": Dim("uniform", (0.0, 0.3)),
+                "max_beats": Dim("choice", (24, 32)), "token_mode": Dim("choice", ("fixed", "adaptive"))},
+    "resnet1d_wang": {**OPTIMISER, "model_kwargs.width": Dim("choice", (32, 64, 128))},
+    "xresnet1d101": dict(OPTIMISER),
+}
+# smoke: one lr that cannot learn in 3 epochs and one that can, both evaluated first (a planted answer)
+PLANTED_LR = {"lr": Dim("choice", (1e-7, 3e-3))}
+PLANTED = ({"lr": 1e-7}, {"lr": 3e-3})
+
+PRESETS = {
+    "smoke": Search(base=TrialConfig(n_records=300, epochs=3, batch_size=32), models=("beatnet", "resnet1d_wang"),
+                    spaces={"beatnet": PLANTED_LR, "resnet1d_wang": PLANTED_LR},
+                    kwargs={"beatnet": {"size": "tiny"}, "resnet1d_wang": {"width": 32}},
+                    num_samples=3, grace=1, reduction=2,
+                    planted={"beatnet": PLANTED, "resnet1d_wang": PLANTED}),
+    "cpu": Search(base=TrialConfig(n_records=2000, epochs=12), models=("beatnet", "resnet1d_wang"),
+                  spaces={m: SPACES[m] for m in ("beatnet", "resnet1d_wang")}, num_samples=8),
+    "real": Search(base=TrialConfig(dataset="ptbxl", task="superdiagnostic", root=shared_ptbxl(), epochs=15),
+                   models=("beatnet", "resnet1d_wang", "xresnet1d101"), spaces=SPACES, num_samples=6,
+                   grace=3, test_folds=tuple(range(1, 11))),
+    "paper": Search(base=TrialConfig(dataset="ptbxl", task="superdiagnostic", epochs=50, batch_size=128),
+                    models=("beatnet", "resnet1d_wang", "xresnet1d101"), spaces=SPACES, num_samples=32,
+                    grace=5, test_folds=tuple(range(1, 11))),
+}
+
+if __name__ == "__main__":
+    sys.exit(search_main(PRESETS))
