@@ -147,6 +147,11 @@ def test_runtime_env_file():
         assert not excluded(REPO / p), p
 
 
+# The smoke grid (all 8 cells) on half its records and 6 of its 8 epochs: still learns (macro-AUC 0.84-0.95
+# at 100 % here), in about 95 s instead of 250 s.
+JOB_SET = {"n_records": 1000, "epochs": 6}
+
+
 def test_job_submit_smoke_study(ray_head, beat_ray_cache, tmp_path):
     commit = _git("rev-parse", "HEAD")
     dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
@@ -160,7 +165,8 @@ def test_job_submit_smoke_study(ray_head, beat_ray_cache, tmp_path):
     sid = f"smoke-{uuid.uuid4().hex[:8]}"
     cmd = [RAY, "job", "submit", "--address", ray_head.address, "--submission-id", sid,
            "--runtime-env", str(env_file), "--", "python", "experiments/data_efficiency.py",
-           "--preset", "smoke", "--results-root", str(res), "--storage-path", str(storage), "--name", "job"]
+           "--preset", "smoke", *[a for k, v in JOB_SET.items() for a in ("--set", f"{k}={v}")],
+           "--results-root", str(res), "--storage-path", str(storage), "--name", "job"]
     t0 = time.monotonic()
     run = subprocess.run(cmd, cwd=REPO, env=ray_head.env, capture_output=True, text=True, timeout=400,
                          check=False)
@@ -174,7 +180,7 @@ def test_job_submit_smoke_study(ray_head, beat_ray_cache, tmp_path):
     assert client.get_job_status(sid) == JobStatus.SUCCEEDED
     assert sid in [j.submission_id for j in client.list_jobs()]
     logs = client.get_job_logs(sid)
-    cells = load_presets("data_efficiency")["smoke"].cells()
+    cells = [{**c, **JOB_SET} for c in load_presets("data_efficiency")["smoke"].cells()]
     assert f"data_efficiency/smoke: {len(cells)} trials" in logs
 
     rows = pd.read_parquet(res / "data_efficiency" / "smoke" / "trials.parquet")
