@@ -19,6 +19,18 @@ def load_presets(study: str) -> dict:
     return mod.PRESETS
 
 
+def private_ray(tag: str, cache: Path) -> tuple[Path, str, dict[str, str]]:
+    """A Ray temp root of its own (so `ray.init()` joins no other instance), the marker every process
+    of that Ray carries in its environment (for `marked_pids`), and the subprocess environment."""
+    import tempfile
+    ray_tmp = Path(tempfile.mkdtemp(prefix=f"ray{tag[:1].lower()}_", dir="/tmp"))
+    var = f"BEAT_RAY_TEST_{tag.upper()}"
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), var: str(ray_tmp), "RAY_USAGE_STATS_ENABLED": "0",
+           "BEAT_RAY_CACHE": str(cache)}
+    env.pop("RAY_ADDRESS", None)
+    return ray_tmp, f"{var}={ray_tmp}", env
+
+
 def live_pids() -> list[int]:
     """Pids of live processes (zombies excluded: they are dead, only not reaped yet)."""
     pids = []

@@ -12,14 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from procs import kill_pids, load_presets, marked_pids
+from procs import kill_pids, load_presets, marked_pids, private_ray
 
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.inputs import build_inputs, load_dataset
@@ -90,11 +89,7 @@ def _exp_results(storage: Path, exp: str) -> dict[str, list[dict]]:
 @pytest.mark.ray
 def test_smoke_search_finds_the_planted_config_resumes_after_a_kill_and_feeds_a_study(beat_ray_cache, tmp_path):
     search = load_presets("hparams")["smoke"]
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rayh_", dir="/tmp"))
-    marker = f"BEAT_RAY_TEST_HPARAMS={ray_tmp}"
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "BEAT_RAY_TEST_HPARAMS": str(ray_tmp),
-           "RAY_USAGE_STATS_ENABLED": "0", "BEAT_RAY_CACHE": str(beat_ray_cache)}
-    env.pop("RAY_ADDRESS", None)
+    ray_tmp, marker, env = private_ray("hparams", beat_ray_cache)
     res, storage = tmp_path / "results", tmp_path / "storage"
     cmd = [sys.executable, "experiments/hparams.py", "--preset", "smoke", "--name", "hp", "--storage-path",
            str(storage), "--results-root", str(res), "--max-concurrent-trials", "1"]

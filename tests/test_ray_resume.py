@@ -14,13 +14,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from procs import kill_pids, load_presets, marked_pids
+from procs import kill_pids, load_presets, marked_pids, private_ray
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.ray
@@ -70,11 +69,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(beat_ray_cache, 
     cells = [{**c, **small} for c in load_presets("data_efficiency")["smoke"].cells()]
     epochs = cells[0]["epochs"]
 
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rayr_", dir="/tmp"))
-    marker = f"BEAT_RAY_TEST_RESUME={ray_tmp}"
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "BEAT_RAY_TEST_RESUME": str(ray_tmp),
-           "RAY_USAGE_STATS_ENABLED": "0", "BEAT_RAY_CACHE": str(beat_ray_cache)}
-    env.pop("RAY_ADDRESS", None)
+    ray_tmp, marker, env = private_ray("resume", beat_ray_cache)
     res, storage = tmp_path / "results", tmp_path / "storage"
     out, exp = res / "data_efficiency" / "smoke", storage / "resume"
     cmd = [sys.executable, "experiments/data_efficiency.py", "--preset", "smoke", "--name", "resume",

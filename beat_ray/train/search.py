@@ -131,7 +131,13 @@ def run_search(search: Search, *, preset: str, name: str, storage_path: str, res
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from beat_ray.train.runner import check_grid, init_ray, prepare_inputs, save_grid
+    from beat_ray.train.runner import (
+        check_grid,
+        init_ray,
+        prepare_inputs,
+        publish_caches,
+        save_grid,
+    )
     from beat_ray.train.tune_fn import CHECKPOINTS_KEPT, trial_resources
 
     out = Path(results_root) / "hparams" / preset
@@ -142,8 +148,11 @@ def run_search(search: Search, *, preset: str, name: str, storage_path: str, res
             check_grid(exp, [search.describe(m, k)], resume_changed)
     init_ray()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")      # the classic output engine honours progress_reporter
-    prepare_inputs([apply(search.cell(m, k), dict(zip(choices, combo)))
-                    for m, k in jobs for choices, combos in [_input_choices(search.spaces[m])] for combo in combos])
+    # every dataset and token cache a trial may ask for, built once on the driver (and published beside
+    # the search for other nodes where the storage is a URI, as run_study does)
+    cache_source = publish_caches(prepare_inputs(
+        [apply(search.cell(m, k), dict(zip(choices, combo)))
+         for m, k in jobs for choices, combos in [_input_choices(search.spaces[m])] for combo in combos]), storage_path)
     for (model, fold), exp in exps.items():
         fn = tune.with_resources(search_trainable, lambda config: PlacementGroupFactory(
             [trial_resources(TrialConfig.from_dict(config["trial"]))]))
@@ -154,7 +163,7 @@ def run_search(search: Search, *, preset: str, name: str, storage_path: str, res
             planted = [dict(p) for p in search.planted.get(model, ())]
             searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=search.sampler_seed),
                                     points_to_evaluate=planted or None)
-            tuner = Tuner(fn, param_space={"trial": search.cell(model, fold), "cache_source": None,
+            tuner = Tuner(fn, param_space={"trial": search.cell(model, fold), "cache_source": cache_source,
                                            **{k: d.domain() for k, d in search.spaces[model].items()}},
                           tune_config=TuneConfig(metric=METRIC, mode="max", search_alg=searcher,
                                                  scheduler=ASHAScheduler(time_attr="training_iteration",
@@ -277,8 +286,8 @@ def search_main(presets: dict[str, Search], argv: list[str] | None = None) -> in
     ap.add_argument("--results-root", default=None, help="where results/hparams/<preset>/ goes")
     ap.add_argument("--max-concurrent-trials", type=int, default=2)
     ap.add_argument("--folds", default=None, metavar="K,K,...",
-                    help="search only these of the preset's test folds now (the others can follow under the "
-                         "same --name; best.json gathers every search in the results folder)")
+                    help="search these test folds instead of the preset's (more can follow under the same "
+                         "--name; best.json gathers every search in the results folder)")
     ap.add_argument("--resume-changed", action="store_true",
                     help="resume a --name whose stored search differs from this one, finishing the stored one")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -294,8 +303,8 @@ def search_main(presets: dict[str, Search], argv: list[str] | None = None) -> in
     search = replace(search, base=replace(base, study="hparams", preset=a.preset))
     if a.folds:
         folds = tuple(int(k) for k in a.folds.split(",") if k)
-        if not set(folds) <= set(search.test_folds):
-            raise SystemExit(f"--folds {a.folds}: the {a.preset} preset searches test folds {search.test_folds}")
+        if not set(folds) <= set(range(1, 11)):
+            raise SystemExit(f"--folds {a.folds}: test folds are 1..10")
         search = replace(search, test_folds=folds)
     results_root = Path(a.results_root or REPO / "results")
     storage = a.storage_path or str(results_root.resolve().parent / ".ray_results")
