@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 # Columns every row has; metric columns ("test/...", "val_...") and "config/..." columns come on top.
-REQUIRED_COLUMNS = ("study", "preset", "trial_id", "seed", "git_commit", "git_dirty", "finished_at",
-                    "train_seconds", "n_params", "test/macro_auc", "val_macro_auc", "best_epoch", "epoch")
+PROVENANCE_COLUMNS = ("study", "preset", "trial_id", "seed", "git_commit", "git_dirty", "finished_at")
+REQUIRED_COLUMNS = (*PROVENANCE_COLUMNS, "train_seconds", "n_params", "test/macro_auc", "val_macro_auc", "best_epoch",
+                    "epoch")
 PREDICTIONS_DIR = "predictions"
 
 
@@ -70,19 +71,20 @@ def read_rows(folder: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.exists() else pd.DataFrame()
 
 
-def append_rows(folder: str | Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Add rows (replacing any with the same trial_id) and rewrite parquet + CSV atomically."""
+def append_rows(folder: str | Path, rows: list[dict[str, Any]], required: tuple[str, ...] = REQUIRED_COLUMNS,
+                order: tuple[str, ...] = ("trial_id",)) -> pd.DataFrame:
+    """Add rows (replacing any with the same trial_id) and rewrite parquet + CSV atomically, sorted by `order`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     new = pd.DataFrame(rows)
-    missing = [c for c in REQUIRED_COLUMNS if c not in new.columns]
+    missing = [c for c in required if c not in new.columns]
     if missing:
         raise ValueError(f"result rows lack required columns {missing}")
     old = read_rows(folder)
     if len(old):
         old = old[~old["trial_id"].isin(new["trial_id"])]
         new = pd.concat([old, new], ignore_index=True)
-    new = new.sort_values(["trial_id"]).reset_index(drop=True)
+    new = new.sort_values(list(order)).reset_index(drop=True)
     _atomic_write(new, folder / "trials.parquet")
     _atomic_write(new, folder / "trials.csv")
     return new

@@ -71,10 +71,7 @@ def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: 
 
 def _storage_fs(storage_path: str):
     """The pyarrow filesystem of a `storage_path` URI (s3://, gs://); None for a local path."""
-    if "://" not in storage_path:
-        return None
-    import pyarrow.fs
-    return pyarrow.fs.FileSystem.from_uri(storage_path)[0]
+    return _exp_fs(storage_path)[0] if "://" in storage_path else None
 
 
 def _results_callback(out: Path, fs=None):
@@ -181,14 +178,19 @@ def table_columns(cells: list[dict]) -> dict[str, str]:
 
 
 def progress_reporter(cells: list[dict]):
-    """Tune's own CLIReporter with parameter columns. Tune's newer output engine ignores reporters
+    """Tune's live table for a grid: its coordinates (table_columns) and the metrics."""
+    return cli_reporter(table_columns(cells))
+
+
+def cli_reporter(parameter_columns: dict[str, str]):
+    """Tune's own CLIReporter with these parameter columns. Tune's newer output engine ignores reporters
     (it shows `trial` as a truncated dict), so run_study selects the classic one (RAY_AIR_NEW_OUTPUT=0)."""
     import sys
 
     from ray.tune import CLIReporter
 
     from beat_ray.progress import LOG_INTERVAL_S, is_tty
-    return CLIReporter(parameter_columns=table_columns(cells), metric_columns=TABLE_METRICS,
+    return CLIReporter(parameter_columns=parameter_columns, metric_columns=TABLE_METRICS,
                        max_progress_rows=40, max_column_length=24, sort_by_metric=False,
                        max_report_frequency=5 if is_tty(sys.stdout) else int(LOG_INTERVAL_S))
 

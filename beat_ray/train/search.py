@@ -24,13 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from beat_ray.train.config import TrialConfig
-from beat_ray.train.results import _atomic_write, git_info, read_rows
+from beat_ray.train.results import (
+    PROVENANCE_COLUMNS,
+    append_rows,
+    git_info,
+    make_row,
+    read_rows,
+)
 
 BEST_FILE = "best.json"
 METRIC = "best_val_macro_auc"
@@ -101,19 +106,17 @@ def search_trainable(config: dict[str, Any]) -> None:
 
 
 def _row(search: Search, model: str, fold: int, result, preset: str, trial_id: str) -> dict:
+    """The trial's provenance and config as every study row has them (make_row), plus the search's own."""
     params = {k: v for k, v in result.config.items() if k not in ("trial", "cache_source")}
-    cfg = TrialConfig.from_dict(apply(result.config["trial"], params))
+    cell = apply(result.config["trial"], params)
     m = result.metrics or {}
-    commit, dirty = git_info()
-    return {"study": "hparams", "preset": preset, "trial_id": trial_id, "seed": cfg.seed, "git_commit": commit,
-            "git_dirty": dirty, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "config_hash": cfg.config_hash(),
+    return {**make_row(cell, {}, trial_id), "preset": preset,
             "search/model": model, "search/test_fold": fold, "search/params": json.dumps(params, sort_keys=True),
             "search/num_samples": search.num_samples, "search/max_epochs": search.base.epochs,
             "search/scheduler": f"ASHA(grace={search.grace}, reduction={search.reduction})",
             "search/sampler": f"optuna TPE (seed {search.sampler_seed})",
-            METRIC: m.get(METRIC), "epochs_run": m.get("epoch"), "stopped_early": (m.get("epoch") or 0) < cfg.epochs,
-            "train_seconds": m.get("train_seconds"), "error": None if result.error is None else str(result.error)[:300],
-            **cfg.flat()}
+            METRIC: m.get(METRIC), "epochs_run": m.get("epoch"), "stopped_early": (m.get("epoch") or 0) < cell["epochs"],
+            "train_seconds": m.get("train_seconds"), "error": None if result.error is None else str(result.error)[:300]}
 
 
 def run_search(search: Search, *, preset: str, name: str, storage_path: str, results_root: Path,
@@ -180,22 +183,14 @@ def run_search(search: Search, *, preset: str, name: str, storage_path: str, res
         grid = tuner.fit()
         rows = [_row(search, model, fold, r, preset, r.metrics.get("trial_id", f"{model}-f{fold}-{i}"))
                 for i, r in enumerate(grid) if r.metrics]
-        _append(out, rows)
+        append_rows(out, rows, required=PROVENANCE_COLUMNS, order=("search/model", "search/test_fold", "trial_id"))
     return write_best(out, search, preset)
 
 
 def _reporter(space: dict[str, Dim]):
     """Tune's live table: model, fold and the sampled values, not the cell as a truncated dict."""
-    import sys
-
-    from ray.tune import CLIReporter
-
-    from beat_ray.progress import LOG_INTERVAL_S, is_tty
-    from beat_ray.train.runner import TABLE_METRICS
-    cols = {"trial/model": "model", "trial/test_fold": "fold", **{k: k.removeprefix(KWARG) for k in space}}
-    return CLIReporter(parameter_columns=cols, metric_columns=TABLE_METRICS, max_progress_rows=40,
-                       max_column_length=24, sort_by_metric=False,
-                       max_report_frequency=5 if is_tty(sys.stdout) else int(LOG_INTERVAL_S))
+    from beat_ray.train.runner import cli_reporter
+    return cli_reporter({"trial/model": "model", "trial/test_fold": "fold", **{k: k.removeprefix(KWARG) for k in space}})
 
 
 def _input_choices(space: dict[str, Dim]) -> tuple[list[str], list[tuple]]:
@@ -203,18 +198,6 @@ def _input_choices(space: dict[str, Dim]) -> tuple[list[str], list[tuple]]:
     import itertools
     keys = [k for k in ("token_mode", "max_beats") if k in space and space[k].kind == "choice"]
     return keys, list(itertools.product(*(space[k].args for k in keys))) or [()]
-
-
-def _append(out: Path, rows: list[dict]) -> None:
-    import pandas as pd
-    out.mkdir(parents=True, exist_ok=True)
-    old = read_rows(out)
-    new = pd.DataFrame(rows)
-    if len(old):
-        new = pd.concat([old[~old["trial_id"].isin(new["trial_id"])], new], ignore_index=True)
-    new = new.sort_values(["search/model", "search/test_fold", "trial_id"]).reset_index(drop=True)
-    _atomic_write(new, out / "trials.parquet")
-    _atomic_write(new, out / "trials.csv")
 
 
 def write_best(out: Path, search: Search, preset: str) -> Path:
