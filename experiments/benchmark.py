@@ -32,6 +32,8 @@ from beat_ray.train.config import TrialConfig, recipe_config  # noqa: E402
 from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl  # noqa: E402
 
 BASELINES = ("xresnet1d101", "inception1d", "resnet1d_wang")
+# BEAT-Net design changes kept on validation data (experiments/beatnet_variants.py, results/beatnet_variants/real)
+KEPT_VARIANT: dict = {}
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,9 @@ class Benchmark:
     # model -> the only (dataset, task) pairs it runs on; models not named run on every task
     only: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     rotate: bool = False                 # fold rotation (see study.fold_seeds); False = official split
+    folds: tuple[int, ...] | None = None     # rotation test folds (None = all ten)
     arms: tuple[RecipeArm, ...] = ()
+    hparams: str | None = None           # best.json every cell takes its tuned config from (study --hparams)
 
     def cells(self) -> list[dict]:
         out = []
@@ -65,7 +69,7 @@ class Benchmark:
                         for m in arm.models for k, s in fold_seeds(arm.rotate, arm.seeds)
                         if (d, t) in self.only.get(m, self.tasks)]
             out += [self.models.config(base, m, seed=s, test_fold=k)
-                    for m in self.models.names for k, s in fold_seeds(self.rotate, self.seeds)
+                    for m in self.models.names for k, s in fold_seeds(self.rotate, self.seeds, self.folds)
                     if (d, t) in self.only.get(m, self.tasks)]
         return out
 
@@ -92,6 +96,13 @@ PRESETS = {
                       models=Models(("inception1d", "xresnet1d101", "resnet1d_wang", "beatnet")),
                       tasks=(("ptbxl", "superdiagnostic"),), rotate=True,
                       arms=(RecipeArm("benchmark", BASELINES),)),
+    # Issue L: every model at the config experiments/hparams.py tuned for each test fold (the search's
+    # folds 2, 4, 6, 8, 10; a fold's config never saw that fold), 15 epochs, seeds 1 and 2 on fold 10.
+    # beatnet also takes the design changes experiments/beatnet_variants.py kept on validation folds.
+    "real_tuned": Benchmark(base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), epochs=15, threads=1),
+                            models=Models(("xresnet1d101", "resnet1d_wang", "beatnet"), {"beatnet": KEPT_VARIANT}),
+                            tasks=(("ptbxl", "superdiagnostic"),), rotate=True, folds=(2, 4, 6, 8, 10),
+                            hparams="results/hparams/real/best.json"),
     # The baselines train with the benchmark's own recipe, so they reproduce the published table;
     # BEAT-Net gets the same 50 epochs at batch 128 with its default recipe.
     "paper": Benchmark(base=TrialConfig(epochs=50, batch_size=128, threads=4, use_gpu=True, gpus_per_trial=0.25),

@@ -55,6 +55,11 @@ class BeatNetConfig:
     spatial: Literal["attention", "mean"] = "attention"
     temporal: Literal["transformer", "mean"] = "transformer"
     window: int = 70                             # W; only morphology="linear" depends on it
+    # Design variants of issue L (experiments/beatnet_variants.py); the defaults are the original network.
+    token_norm: Literal["raw", "baseline"] = "raw"   # baseline: subtract each (beat, lead) window's median
+    rf_s: float | None = None                    # BeatCNN receptive field in seconds (kernels sized for fs)
+    fs: float = 100.0                            # sampling rate the kernels are sized for (only with rf_s)
+    rr_norm: Literal["seconds", "record"] = "seconds"  # record: log RR relative to the record's mean RR
 
 
 # The CNN stays narrow even in `base`: it runs on every (beat, lead) window, ~10^4 per batch of 64
@@ -104,19 +109,47 @@ class Block(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # 1. beat morphology encoder
 
+def receptive_field(kernels: tuple[int, ...], strides: tuple[int, ...]) -> int:
+    """Samples one output of the conv stack sees: 1 + sum (k_i - 1) * prod(strides before i)."""
+    rf, jump = 1, 1
+    for k, s in zip(kernels, strides, strict=True):
+        rf, jump = rf + (k - 1) * jump, jump * s
+    return rf
+
+
+def kernels_for(cfg: BeatNetConfig) -> tuple[int, ...]:
+    """The conv kernels: `cnn_kernels` as given, or, with `rf_s`, scaled (odd, >= 1) so that the
+    receptive field is rf_s seconds at cfg.fs, whatever the sampling rate. The default kernels see
+    23 samples: 0.23 s at 100 Hz but 46 ms at 500 Hz, less than one QRS complex."""
+    if cfg.rf_s is None:
+        return tuple(cfg.cnn_kernels)
+    target = cfg.rf_s * cfg.fs
+    base = receptive_field(cfg.cnn_kernels, cfg.cnn_strides) - 1
+    if target < 1 or base <= 0:
+        raise ValueError(f"rf_s={cfg.rf_s} at fs={cfg.fs} is below one sample")
+    scale = (target - 1) / base
+    return tuple(1 + 2 * max(0, round((k - 1) / 2 * scale)) for k in cfg.cnn_kernels)
+
+
 class BeatCNN(nn.Module):
-    """(M, W) windows -> (M, d). Global avg+max pooling, so any W (100 or 500 Hz) works."""
+    """(M, W) windows -> (M, d). Global avg+max pooling, so any W (100 or 500 Hz) works.
+
+    token_norm="baseline" subtracts each window's median first: baseline wander and electrode offset
+    go, while the amplitudes of one beat's 12 leads keep their ratios (no per-lead scaling)."""
 
     def __init__(self, cfg: BeatNetConfig):
         super().__init__()
         layers, c_in = [], 1
-        for c, s, k in zip(cfg.cnn_channels, cfg.cnn_strides, cfg.cnn_kernels, strict=True):
+        for c, s, k in zip(cfg.cnn_channels, cfg.cnn_strides, kernels_for(cfg), strict=True):
             layers += [nn.Conv1d(c_in, c, k, stride=s, padding=k // 2), nn.GELU()]
             c_in = c
         self.convs = nn.Sequential(*layers)
         self.proj = nn.Linear(2 * c_in, cfg.d)
+        self.baseline = cfg.token_norm == "baseline"
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.baseline:
+            x = x - x.median(dim=-1, keepdim=True).values
         h = self.convs(x.unsqueeze(1))
         return self.proj(torch.cat([h.mean(-1), h.amax(-1)], dim=-1))
 
@@ -184,20 +217,32 @@ class BeatPosition(nn.Module):
     (the successive-RR ratio that separates irregular from regular rhythm; 0 where an RR is
     unknown), through a 2-layer MLP. The output is layer-normed so that it has the scale of the
     beat vectors it is added to; otherwise RR would be a small perturbation the network must
-    first learn to amplify."""
+    first learn to amplify.
+
+    rr_norm="record" replaces the RR seconds by log(RR / the record's mean RR) (0 where unknown) plus
+    the log mean RR itself: irregularity becomes scale-free and the heart rate one centred feature."""
 
     def __init__(self, cfg: BeatNetConfig):
         super().__init__()
         periods = torch.logspace(0.0, math.log10(30.0), cfg.n_freqs)
         self.register_buffer("omega", 2 * math.pi / periods, persistent=False)
-        self.mlp = nn.Sequential(nn.Linear(2 * cfg.n_freqs + 3, cfg.d), nn.GELU(), nn.Linear(cfg.d, cfg.d),
+        self.relative = cfg.rr_norm == "record"
+        n_rr = 4 if self.relative else 3
+        self.mlp = nn.Sequential(nn.Linear(2 * cfg.n_freqs + n_rr, cfg.d), nn.GELU(), nn.Linear(cfg.d, cfg.d),
                                  nn.LayerNorm(cfg.d))
 
     def forward(self, times: Tensor, rr: Tensor) -> Tensor:
         phase = times.unsqueeze(-1) * self.omega
         known = (rr > 0).all(-1)
         ratio = torch.where(known, torch.log(rr[..., 1].clamp(min=1e-3) / rr[..., 0].clamp(min=1e-3)), 0.0)
-        feats = torch.cat([phase.sin(), phase.cos(), rr, ratio.unsqueeze(-1)], dim=-1)
+        if self.relative:
+            pos = rr > 0
+            log_rr = torch.log(rr.clamp(min=1e-3))
+            mean = (log_rr * pos).sum((1, 2), keepdim=True) / pos.sum((1, 2), keepdim=True).clamp(min=1)
+            rr_feats = torch.cat([torch.where(pos, log_rr - mean, 0.0), mean.expand(*rr.shape[:2], 1)], dim=-1)
+        else:
+            rr_feats = rr
+        feats = torch.cat([phase.sin(), phase.cos(), rr_feats, ratio.unsqueeze(-1)], dim=-1)
         return self.mlp(feats)
 
 

@@ -49,9 +49,17 @@ def seed_everything(seed: int, threads: int) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def model_kwargs(cfg: TrialConfig) -> dict:
+    """The model's kwargs; a receptive field given in seconds (`rf_s`) is sized for the trial's fs."""
+    kw = dict(cfg.model_kwargs)
+    if "rf_s" in kw:
+        kw.setdefault("fs", cfg.fs)
+    return kw
+
+
 def build_model(cfg: TrialConfig, n_classes: int) -> nn.Module:
     torch.manual_seed(cfg.seed)                 # same init for the same seed, whatever ran before
-    return create(cfg.model, n_classes, **cfg.model_kwargs)
+    return create(cfg.model, n_classes, **model_kwargs(cfg))
 
 
 def make_optimizer(cfg: TrialConfig, model: nn.Module, steps: int):

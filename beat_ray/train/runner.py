@@ -49,9 +49,22 @@ def stored_bytes(paths: list[str], fs=None) -> int:
     return total
 
 
+def finished(trial_config: dict, metrics: dict | None) -> bool:
+    """A trial's last report is its final one: it scored the test fold, or (score_test=False, a
+    validation-only study) it ran its last epoch."""
+    if not metrics:
+        return False
+    if "test/macro_auc" in metrics:
+        return True
+    cell = trial_config["trial"]
+    return not cell.get("score_test", True) and metrics.get("epoch") == cell.get("epochs")
+
+
 def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: Path, fs=None,
              trial_path: str | None = None) -> dict:
     row = make_row(trial_config["trial"], metrics, trial_id)
+    if not trial_config["trial"].get("score_test", True):
+        row["test/macro_auc"] = float("nan")        # never scored: a validation-only row says so
     if trial_path:
         # the Tune trial's folder, plus a TorchTrainer trial's Train run folder beside the experiment's
         storage, experiment, _ = trial_path.rstrip("/").rsplit("/", 2)
@@ -96,7 +109,7 @@ def _results_callback(out: Path, fs=None):
         def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
             # A trial restored from its final checkpoint (its completion not yet in the experiment
             # state when the driver died) completes again without training: keep its first row.
-            if (trial.last_result and "test/macro_auc" in trial.last_result
+            if (finished(trial.config, trial.last_result)
                     and trial.trial_id not in set(read_rows(out).get("trial_id", []))):
                 self._pending[trial.trial_id] = _row_for(trial.config, trial.last_result, trial.trial_id,
                                                          trial.checkpoint, out, fs, trial.path)
@@ -350,7 +363,7 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
     grid = tuner.fit()
     have = set(read_rows(out).get("trial_id", []))      # rows the callback wrote stay as written
     rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out, fs, r.path)
-            for r in grid if r.error is None and r.metrics and "test/macro_auc" in r.metrics
+            for r in grid if r.error is None and finished(r.config, r.metrics)
             and r.metrics["trial_id"] not in have]
     if rows:
         append_rows(out, rows)          # reconcile: rows a killed driver never wrote

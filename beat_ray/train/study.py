@@ -108,6 +108,9 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
     ap.add_argument("--hparams", default=None, metavar="BEST_JSON",
                     help="train each model with its tuned config from experiments/hparams.py "
                          "(results/hparams/<preset>/best.json), per test fold; rows record it")
+    ap.add_argument("--models", default=None, metavar="NAME,NAME,...",
+                    help="run only the cells of these models (another launch can add the rest; rows of one "
+                         "results folder never overwrite each other)")
     ap.add_argument("--resume-changed", action="store_true",
                     help="resume a --name whose stored grid differs from this launch's, finishing the stored grid "
                          "(without it such a resume is refused, naming the changed fields)")
@@ -124,9 +127,17 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
         if a.folds is not None:
             grid = replace(grid, rotate=a.folds == "rotate")
         cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
-        if a.hparams:
+        if a.models:
+            wanted = a.models.split(",")
+            unknown = sorted(set(wanted) - {c["model"] for c in cells})
+            if unknown:
+                raise ValueError(f"--models {unknown}: not in this preset (it has {sorted({c['model'] for c in cells})})")
+            cells = [c for c in cells if c["model"] in wanted]
+        hparams = a.hparams or getattr(grid, "hparams", None)
+        if hparams:
             from beat_ray.train.search import apply_hparams
-            cells = apply_hparams(cells, a.hparams)
+            from beat_ray.train.runner import REPO
+            cells = apply_hparams(cells, hparams if a.hparams or Path(hparams).exists() else REPO / hparams)
     except ValueError as exc:
         raise SystemExit(f"{study}/{a.preset}: {exc}") from None
     lacking = sorted({c["dataset"] for c in cells if c["dataset"] != "synth" and not c.get("root")})

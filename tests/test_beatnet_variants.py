@@ -1,0 +1,84 @@
+"""Issue L's BEAT-Net design variants: each does what its name says, and the defaults are unchanged."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from beat_ray.models import create
+from beat_ray.models.beatnet import BeatNetConfig, kernels_for, receptive_field
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.loop import build_model
+from tests.test_models import C, token_batch
+
+VARIANTS = [{"token_norm": "baseline"}, {"rf_s": 0.45}, {"rr_norm": "record"},
+            {"token_norm": "baseline", "rf_s": 0.45, "rr_norm": "record"}]
+
+
+def test_receptive_field_in_seconds():
+    assert receptive_field((7, 5, 3), (2, 2, 2)) == 23                 # 0.23 s at 100 Hz, 46 ms at 500 Hz
+    assert kernels_for(BeatNetConfig()) == (7, 5, 3)                    # rf_s unset: kernels in samples
+    assert kernels_for(BeatNetConfig(rf_s=0.23, fs=100)) == (7, 5, 3)   # the same field, said in seconds
+    for fs in (100, 250, 500):
+        for rf_s in (0.23, 0.45):
+            rf = receptive_field(kernels_for(BeatNetConfig(rf_s=rf_s, fs=fs)), (2, 2, 2))
+            assert abs(rf - rf_s * fs) <= 0.1 * rf_s * fs, (fs, rf_s, rf)
+    with pytest.raises(ValueError, match="below one sample"):
+        kernels_for(BeatNetConfig(rf_s=0.001, fs=100))
+
+
+def test_trial_sizes_rf_for_its_own_fs():
+    cfg = TrialConfig(model="beatnet", fs=500, model_kwargs={"rf_s": 0.45})
+    conv = build_model(cfg, C).morphology.convs[0]
+    assert conv.kernel_size[0] == kernels_for(BeatNetConfig(rf_s=0.45, fs=500))[0] > 30
+
+
+def test_baseline_removal_ignores_a_window_offset_and_keeps_lead_ratios():
+    torch.manual_seed(0)
+    batch = token_batch()
+    shifted = {k: v.clone() for k, v in batch.items()}
+    shifted["tokens"] = shifted["tokens"] + 0.7 * torch.randn(*batch["tokens"].shape[:3], 1) * batch["beat_mask"][..., None, None]
+    for norm, same in (("baseline", True), ("raw", False)):
+        torch.manual_seed(0)
+        model = create("beatnet", C, token_norm=norm).eval()
+        with torch.no_grad():
+            a, b = model(batch), model(shifted)
+        assert torch.allclose(a, b, atol=1e-5) == same, norm
+    # a lead scaled against the others is still seen: the norm subtracts, it never divides
+    scaled = {k: v.clone() for k, v in batch.items()}
+    scaled["tokens"][:, :, 1] *= 3.0
+    model = create("beatnet", C, token_norm="baseline").eval()
+    with torch.no_grad():
+        assert not torch.allclose(model(batch), model(scaled), atol=1e-4)
+
+
+def test_record_rr_features_are_relative():
+    """rr_norm=record: the RR pattern relative to the record's mean; the mean itself is one feature."""
+    from beat_ray.models.beatnet import BeatPosition
+    pos = BeatPosition(BeatNetConfig(rr_norm="record")).eval()
+    captured = []
+    pos.mlp[0].register_forward_hook(lambda m, i, o: captured.append(i[0]))
+    batch = token_batch()
+    mask = batch["beat_mask"][..., None]
+    with torch.no_grad():
+        pos(batch["times"], batch["rr"])
+        pos(batch["times"], batch["rr"] * 1.5)
+    rel_a, rel_b = captured[0][..., -4:-2], captured[1][..., -4:-2]
+    assert torch.allclose(rel_a * mask, rel_b * mask, atol=1e-5)       # the pattern is scale-free
+    mean_a, mean_b = captured[0][..., -2], captured[1][..., -2]
+    assert torch.allclose((mean_b - mean_a)[batch["beat_mask"]], torch.log(torch.tensor(1.5)), atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_variants_keep_padding_out(kw):
+    """The masking contract of every BEAT-Net holds for each variant too."""
+    torch.manual_seed(0)
+    model = create("beatnet", C, **kw).eval()
+    batch = token_batch(n_valid=(4, 1, 6))
+    pad = ~batch["beat_mask"]
+    noisy = {k: v.clone() for k, v in batch.items()}
+    noisy["tokens"][pad] = 100 * torch.randn_like(noisy["tokens"][pad])
+    noisy["rr"][pad] = 7 * torch.rand_like(noisy["rr"][pad])
+    noisy["times"][pad] = 1e3 * torch.rand_like(noisy["times"][pad])
+    with torch.no_grad():
+        a, b = model(batch), model(noisy)
+    assert torch.equal(a, b) and torch.isfinite(a).all()
