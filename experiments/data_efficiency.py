@@ -47,6 +47,7 @@ require()           # before any third-party import: a wrong interpreter gets th
 
 from beat_ray.train.config import TrialConfig  # noqa: E402
 from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl  # noqa: E402
+from experiments.benchmark import KEPT_VARIANT  # noqa: E402  (the BEAT-Net variant kept on validation)
 
 FRACTIONS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.50, 0.75, 1.0)
 
@@ -59,6 +60,7 @@ class DataEfficiency:
     seeds: tuple[int, ...] = (0, 1, 2)
     rotate: bool = False                 # fold rotation (see study.fold_seeds); False = official split
     folds: tuple[int, ...] | None = None     # rotation test folds (None = all ten)
+    hparams: str | None = None           # best.json every cell takes its tuned config from (study --hparams)
 
     def cells(self) -> list[dict]:
         return [self.models.config(self.base, m, label_fraction=f, seed=s, test_fold=k)
@@ -85,6 +87,14 @@ PRESETS = {
                          threads=1, budget="matched"),
         models=Models(("xresnet1d101", "resnet1d_wang", "beatnet")),
         fractions=(0.05, 0.10, 0.20, 0.35, 0.50, 1.0), seeds=(0,), rotate=True, folds=(2, 4, 6, 8, 10)),
+    # Issue L's goal at 10% and 35%: beatnet (tuned, with the variant kept on validation) against the
+    # strongest CNN (tuned), paired on the same records; 100% for the recovery Δ.
+    "real_tuned": DataEfficiency(
+        base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), task="superdiagnostic", epochs=15, threads=1,
+                         budget="matched"),
+        models=Models(("xresnet1d101", "beatnet"), {"beatnet": KEPT_VARIANT}),
+        fractions=(0.10, 0.35, 1.0), seeds=(0,), rotate=True, folds=(2, 4, 6, 8, 10),
+        hparams="results/hparams/real/best.json"),
     "paper": DataEfficiency(
         base=TrialConfig(dataset="ptbxl", task="superdiagnostic", fs=100, epochs=50, batch_size=128,
                          threads=4, use_gpu=True, gpus_per_trial=0.25, budget="matched"),

@@ -82,3 +82,48 @@ def test_variants_keep_padding_out(kw):
     with torch.no_grad():
         a, b = model(batch), model(noisy)
     assert torch.equal(a, b) and torch.isfinite(a).all()
+
+
+def _variant_rows(deltas: dict[str, float], folds=(2, 4, 6), drop=None) -> "pd.DataFrame":
+    import json
+
+    import numpy as np
+    import pandas as pd
+    rng = np.random.default_rng(0)
+    kwargs = {"original": {}, "baseline": {"token_norm": "baseline"}, "rr": {"rr_norm": "record"}}
+    base = {k: 0.85 + 0.02 * rng.standard_normal() for k in folds}
+    rows = [{"config/model_kwargs": json.dumps({"size": "small", **kwargs[v]}), "config/test_fold": k, "seed": 0,
+             "best_val_macro_auc": base[k] + d + 0.001 * (k % 3), "test/macro_auc": float("nan"),
+             "git_commit": "abcdef0123", "config/hparams": "best.json#x", "config/epochs": 15}
+            for v, d in {"original": 0.0, **deltas}.items() for k in folds if (v, k) != drop]
+    return pd.DataFrame(rows)
+
+
+def test_variants_table_pairs_per_fold_and_applies_the_rule(tmp_path):
+    import pytest
+
+    from beat_ray.report import variants
+    from beat_ray.report.load import ResultsError
+    _variant_rows({"baseline": 0.01, "rr": -0.004}).to_parquet(tmp_path / "trials.parquet")
+    t = variants.table(tmp_path)
+    got = {r[0]: r for r in t.rows}
+    assert got["tokens baseline"][3].startswith("+0.0100") and got["tokens baseline"][5] == "yes"
+    assert got["tokens baseline"][4] == "3 of 3"
+    assert got["rr record"][3].startswith("-0.0040") and got["rr record"][5] == "no"
+    assert "Kept here: tokens baseline." in t.caption
+    _variant_rows({"baseline": 0.01}, drop=("baseline", 4)).to_parquet(tmp_path / "trials.parquet")
+    with pytest.raises(ResultsError, match="lack some variant"):
+        variants.table(tmp_path)
+    scored = _variant_rows({"baseline": 0.01}).assign(**{"test/macro_auc": 0.9})
+    scored.to_parquet(tmp_path / "trials.parquet")
+    with pytest.raises(ResultsError, match="validation only"):
+        variants.table(tmp_path)
+
+
+def test_validation_only_trial_is_finished_at_its_last_epoch():
+    from beat_ray.train.runner import finished
+    cell = {"trial": TrialConfig(epochs=3, score_test=False).to_dict()}
+    assert not finished(cell, {"epoch": 2, "best_val_macro_auc": 0.8})
+    assert finished(cell, {"epoch": 3, "best_val_macro_auc": 0.8})
+    scored = {"trial": TrialConfig(epochs=3).to_dict()}
+    assert not finished(scored, {"epoch": 3}) and finished(scored, {"epoch": 3, "test/macro_auc": 0.9})

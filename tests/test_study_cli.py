@@ -1,6 +1,8 @@
 """The shared study command line: overrides, data roots, and clear errors before any Ray starts."""
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +49,8 @@ def test_missing_data_root_folder_fails_before_ray(tmp_path):
 def test_every_study_has_four_presets_and_well_formed_cells():
     for study in ("benchmark", "ablations", "data_efficiency", "noise_robustness", "lead_attribution"):
         presets = load_presets(study)
-        assert set(presets) == {"smoke", "cpu", "real", "paper"}, study
+        assert set(presets) >= {"smoke", "cpu", "real", "paper"}, study
+        assert set(presets) - {"smoke", "cpu", "real", "paper"} <= {"real_tuned"}, study
         for name, grid in presets.items():
             cells = grid.cells()
             assert cells and len({repr(sorted(c.items())) for c in cells}) == len(cells), (study, name)
@@ -57,6 +60,20 @@ def test_every_study_has_four_presets_and_well_formed_cells():
     assert all(c["attribution_steps"] > 0 for p in la.values() for c in p.cells())
     bench = load_presets("benchmark")["paper"].cells()
     assert {c["dataset"] for c in bench} == {"ptbxl", "cpsc2018", "chapman"}
+
+
+def test_tuned_presets_take_each_folds_own_config():
+    """Issue L: the real_tuned presets apply best.json per test fold; every fold they test was searched."""
+    from beat_ray.train.search import apply_hparams
+    doc = json.loads((REPO / "results/hparams/real/best.json").read_text())
+    for study in ("benchmark", "data_efficiency"):
+        grid = load_presets(study)["real_tuned"]
+        cells = apply_hparams(grid.cells(), REPO / grid.hparams)
+        assert {c["model"] for c in cells} >= {"beatnet", "xresnet1d101"}
+        for c in cells:
+            params = doc["models"][c["model"]][str(c["test_fold"])]["params"]
+            assert c["lr"] == params["lr"] and c["batch_size"] == params["batch_size"], (study, c["model"])
+            assert c["hparams"].startswith(str(REPO / grid.hparams) + "#")
 
 
 def test_a_changed_grid_is_named_and_refused_unless_resume_changed(tmp_path, capsys):
@@ -79,3 +96,10 @@ def test_a_changed_grid_is_named_and_refused_unless_resume_changed(tmp_path, cap
     a, b = {"model": "beatnet", "seed": 0}, {"model": "resnet1d_wang", "seed": 1}
     assert grid_changes([a, b], [{**a, "seed": 1}, {**b, "seed": 0}]) == \
         ["the cells (2 stored, 2 now) combine the same values differently"]
+
+
+def test_models_filter_refuses_a_model_the_preset_lacks():
+    run = subprocess.run([sys.executable, "experiments/benchmark.py", "--preset", "smoke", "--models", "beatnet,nope"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "--models ['nope']: not in this preset" in run.stderr

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from beat_ray.report import analysis as an
-from beat_ray.report import attribution, efficiency, figures, rotation, tables
+from beat_ray.report import attribution, efficiency, figures, rotation, tables, variants
 from beat_ray.report.build import atomic_render
 from beat_ray.report.load import STUDIES, ResultsError, Study, read_study
 from beat_ray.report.stats import MARGIN, N_BOOT, SEED
@@ -62,6 +62,11 @@ def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N
               seed: int = SEED, margin: float = MARGIN) -> Summary:
     """The table (and, where the paper set has one, the figure) of one study folder."""
     folder = Path(folder)
+    if folder.parent.name == variants.STUDY:    # validation-only rows: their own table, no figure
+        t = variants.table(folder)
+        (folder / SUMMARY_DIR).mkdir(exist_ok=True)
+        (folder / SUMMARY_DIR / f"{t.name}.md").write_text(t.markdown(), encoding="utf-8")
+        return Summary(variants.STUDY, folder.name, variants.n_trials(folder), t)
     s = _read(folder)
     boot = an.Bootstrap(n_boot, seed, margin)
     out = Path(out) if out is not None else folder / SUMMARY_DIR
