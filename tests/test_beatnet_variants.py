@@ -107,7 +107,7 @@ def test_variants_table_pairs_per_fold_and_applies_the_rule(tmp_path):
     _variant_rows({"baseline": 0.01, "rr": -0.004}).to_parquet(tmp_path / "trials.parquet")
     t = variants.table(tmp_path)
     got = {r[0]: r for r in t.rows}
-    assert got["tokens baseline"][3].startswith("+0.0100") and got["tokens baseline"][5] == "yes"
+    assert got["tokens baseline"][3].startswith("+0.0100") and got["tokens baseline"][5] == "yes, best"
     assert got["tokens baseline"][4] == "3 of 3"
     assert got["rr record"][3].startswith("-0.0040") and got["rr record"][5] == "no"
     assert "Kept here: tokens baseline." in t.caption
