@@ -16,6 +16,12 @@ scaler, 50 epochs at batch 128, final epoch scored) on the official split, so bo
 reported. 51 trials; measured on this 2-core machine (2 trials at a time, 1 thread each): 73 min wall
 (commit c3de1ff, 2026-12-01), of which inception1d takes about half (319 s per 15-epoch trial, 1,122 s
 for its 50-epoch benchmark-recipe trial). Rhythm and form tasks do not fit in the 90-minute budget.
+
+The `real_tuned` preset (issue L): xresnet1d101, resnet1d_wang and beatnet at the configs
+experiments/hparams.py tuned per test fold, rotation over test folds 2, 4, 6, 8, 10 plus seeds 1, 2 on
+fold 10, 21 trials. Measured: 806 s for the two CNNs (commit f370516) and 387 s for beatnet (de5bd6e),
+launched as two `--models` runs into one results folder: about 20 min in all.
+    python experiments/benchmark.py --preset real_tuned --name bench-tuned
 """
 from __future__ import annotations
 

@@ -24,8 +24,10 @@ Launch on a cluster:
 Locally:
     python experiments/hparams.py --preset smoke                 # about a minute
     python experiments/hparams.py --preset real --name hp-real   # same --name again = resume
-Then, e.g.:
-    python experiments/benchmark.py --preset real --hparams results/hparams/real/best.json --name bench-tuned
+Then every model at its tuned config (the real_tuned presets carry this best.json):
+    python experiments/benchmark.py --preset real_tuned --name bench-tuned
+    python experiments/data_efficiency.py --preset real_tuned --name de-tuned
+or any study with --hparams results/hparams/real/best.json.
 
 Measured wall times (2 cores, 2 trials at a time): `real` (test folds 2, 4, 6, 8, 10; 3 models x 5 folds
 x 6 trials = 90 trials) 3,283 s = 55 min at commit a84ebd3 (2026-12-02): beatnet 2.5-4 min a fold, resnet1d_wang

@@ -69,3 +69,13 @@ def write_challenge(directory: Path, name: str, dx: str | None, n: int = 1000, f
     lines += ["# Rx: Unknown", "# Hx: Unknown", "# Sx: Unknown"]
     (directory / f"{name}.hea").write_text("\n".join(lines) + "\n")
     return val
+
+
+def write_nstdb(directory: Path, kind: str, seconds: int = 60, fs: int = 360, seed: int = 0) -> np.ndarray:
+    """An NSTDB-format noise record (two 212-format channels at 360 Hz, as the database has them): a random
+    walk in mV. Returns the written trace (T, 2)."""
+    rng = np.random.default_rng(seed)
+    trace = np.cumsum(rng.standard_normal((fs * seconds, 2)), axis=0) * 0.01
+    wfdb.wrsamp(kind, fs=fs, units=["mV", "mV"], sig_name=["noise1", "noise2"], p_signal=trace,
+                fmt=["212", "212"], write_dir=str(directory))
+    return trace

@@ -1,6 +1,10 @@
 """Issue L's BEAT-Net design variants: each does what its name says, and the defaults are unchanged."""
 from __future__ import annotations
 
+import json
+
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -8,7 +12,7 @@ from beat_ray.models import create
 from beat_ray.models.beatnet import BeatNetConfig, kernels_for, receptive_field
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import build_model
-from tests.test_models import C, token_batch
+from tests.test_models import C, assert_padding_ignored, token_batch
 
 VARIANTS = [{"token_norm": "baseline"}, {"rf_s": 0.45}, {"rr_norm": "record"},
             {"token_norm": "baseline", "rf_s": 0.45, "rr_norm": "record"}]
@@ -72,23 +76,10 @@ def test_record_rr_features_are_relative():
 def test_variants_keep_padding_out(kw):
     """The masking contract of every BEAT-Net holds for each variant too."""
     torch.manual_seed(0)
-    model = create("beatnet", C, **kw).eval()
-    batch = token_batch(n_valid=(4, 1, 6))
-    pad = ~batch["beat_mask"]
-    noisy = {k: v.clone() for k, v in batch.items()}
-    noisy["tokens"][pad] = 100 * torch.randn_like(noisy["tokens"][pad])
-    noisy["rr"][pad] = 7 * torch.rand_like(noisy["rr"][pad])
-    noisy["times"][pad] = 1e3 * torch.rand_like(noisy["times"][pad])
-    with torch.no_grad():
-        a, b = model(batch), model(noisy)
-    assert torch.equal(a, b) and torch.isfinite(a).all()
+    assert_padding_ignored(create("beatnet", C, **kw).eval())
 
 
-def _variant_rows(deltas: dict[str, float], folds=(2, 4, 6), drop=None) -> "pd.DataFrame":
-    import json
-
-    import numpy as np
-    import pandas as pd
+def _variant_rows(deltas: dict[str, float], folds=(2, 4, 6), drop=None) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     kwargs = {"original": {}, "baseline": {"token_norm": "baseline"}, "rr": {"rr_norm": "record"}}
     base = {k: 0.85 + 0.02 * rng.standard_normal() for k in folds}
@@ -100,8 +91,6 @@ def _variant_rows(deltas: dict[str, float], folds=(2, 4, 6), drop=None) -> "pd.D
 
 
 def test_variants_table_pairs_per_fold_and_applies_the_rule(tmp_path):
-    import pytest
-
     from beat_ray.report import variants
     from beat_ray.report.load import ResultsError
     _variant_rows({"baseline": 0.01, "rr": -0.004}).to_parquet(tmp_path / "trials.parquet")
@@ -127,3 +116,14 @@ def test_validation_only_trial_is_finished_at_its_last_epoch():
     assert finished(cell, {"epoch": 3, "best_val_macro_auc": 0.8})
     scored = {"trial": TrialConfig(epochs=3).to_dict()}
     assert not finished(scored, {"epoch": 3}) and finished(scored, {"epoch": 3, "test/macro_auc": 0.9})
+
+
+def test_tuned_arms_pair_with_tuned_beatnet():
+    from beat_ray.report.analysis import reference_for
+    labels = ["beatnet", "beatnet (tuned)", "xresnet1d101 (tuned)", "resnet1d_wang", "x (train noise ma:12)",
+              "beatnet (train noise ma:12)"]
+    assert reference_for("xresnet1d101 (tuned)", labels) == "beatnet (tuned)"
+    assert reference_for("resnet1d_wang", labels) == "beatnet"
+    assert reference_for("x (train noise ma:12)", labels) == "beatnet (train noise ma:12)"
+    assert reference_for("xresnet1d101 (tuned)", ["beatnet", "xresnet1d101 (tuned)"]) == "beatnet"
+    assert reference_for("resnet1d_wang", ["resnet1d_wang"]) is None

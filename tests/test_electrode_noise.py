@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import wfdb
+from formats import write_nstdb
 
 from beat_ray.data.electrodes import (
     ELECTRODE_TYPES,
@@ -124,10 +125,7 @@ def test_spatial_structure_of_each_type():
 
 
 def test_real_format_nstdb_noise_drives_the_electrodes(tmp_path):
-    rng = np.random.default_rng(0)
-    trace = np.cumsum(rng.standard_normal((360 * 60, 2)), axis=0) * 0.01
-    wfdb.wrsamp("em", fs=360, units=["mV", "mV"], sig_name=["noise1", "noise2"], p_signal=trace,
-                fmt=["212", "212"], write_dir=str(tmp_path))
+    write_nstdb(tmp_path, "em")
     src = load_nstdb(tmp_path, "em", fs=500)
     clean, peaks = clean_record(500)
     noise = add_electrode_noise(clean[None], "em", 6.0, 500, [peaks], seed=0, nstdb=src)[0].astype(np.float64) - clean

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import wfdb
+from formats import write_nstdb
 
 from beat_ray.data.errors import RecordError
 from beat_ray.data.noise import NOISE_TYPES, NSTDB_SNRS, add_noise, load_nstdb
 from beat_ray.data.signal import LeadStandardizer, bandpass, fix_length, resample
-from beat_ray.data.splits import nested_label_fractions, rarest_class_strata, stratified_group_folds
+from beat_ray.data.splits import (
+    nested_label_fractions,
+    rarest_class_strata,
+    stratified_group_folds,
+)
 
 
 def _ecg_like(n: int = 4, fs: int = 500, seconds: float = 10.0, seed: int = 0) -> np.ndarray:
@@ -107,10 +111,7 @@ def test_noise_is_seeded_keeps_absent_leads_nan_and_rejects_unknown_type():
 
 
 def test_real_format_nstdb_noise_is_resampled_and_used(tmp_path):
-    rng = np.random.default_rng(0)
-    trace = np.cumsum(rng.standard_normal((360 * 60, 2)), axis=0) * 0.01
-    wfdb.wrsamp("bw", fs=360, units=["mV", "mV"], sig_name=["noise1", "noise2"], p_signal=trace,
-                fmt=["212", "212"], write_dir=str(tmp_path))
+    write_nstdb(tmp_path, "bw")
     noise = load_nstdb(tmp_path, "bw", fs=100)
     assert noise.shape == (2, 6000)
     x = _ecg_like(n=2, fs=100)

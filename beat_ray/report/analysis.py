@@ -106,6 +106,17 @@ def cell_result(cell: Cell, boot: Bootstrap, fraction: float = 1.0) -> CellResul
         dist=dist, group_dist=gdist, record_id=cell.record_id, fraction=fraction)
 
 
+def reference_for(label: str, labels) -> str | None:
+    """The beatnet arm a model's arm is paired with: the one with the same qualifier where it exists
+    ('xresnet1d101 (tuned)' -> 'beatnet (tuned)', '... (train noise ma:12)' likewise), else plain beatnet."""
+    labels = set(labels)
+    qualifier = label.split(" ", 1)[1] if " " in label else ""
+    for cand in ([f"{REFERENCE_MODEL} {qualifier}"] if qualifier else []) + [REFERENCE_MODEL]:
+        if cand in labels:
+            return cand
+    return None
+
+
 def model_order(names) -> list[str]:
     """BEAT-Net first, then its variants, then the other models, each alphabetical."""
     return sorted(set(names), key=lambda m: (not m.startswith(REFERENCE_MODEL), m != REFERENCE_MODEL, m))

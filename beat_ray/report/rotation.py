@@ -17,7 +17,7 @@ import pandas as pd
 
 from beat_ray.data.splits import record_set_hash
 from beat_ray.report import stats
-from beat_ray.report.analysis import REFERENCE_MODEL, Bootstrap, Estimate, model_order
+from beat_ray.report.analysis import REFERENCE_MODEL, Bootstrap, Estimate, model_order, reference_for
 from beat_ray.report.load import ResultsError, Study, kwargs_text
 from beat_ray.report.load import pooled as pool_folds
 from beat_ray.report.tables import DASH, Table, est, num
@@ -134,7 +134,8 @@ def pooled_results(study: Study, boot: Bootstrap) -> list[PooledResult]:
     rows["_arm"] = rows["_model"]           # model label, with kwargs and recipe where they differ (load.py)
     res = [_one(study, g, boot) for _, g in rows.groupby(["_arm", "config/dataset", "config/task"], sort=True)]
     for r in res:
-        ref = next((x for x in res if x.model == REFERENCE_MODEL and x.data == r.data), None)
+        name = reference_for(r.model, (x.model for x in res if x.data == r.data))
+        ref = next((x for x in res if x.model == name and x.data == r.data), None)
         if ref is None or ref is r:
             continue
         if ref.pooled is not None and r.pooled is not None:
