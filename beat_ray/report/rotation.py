@@ -187,7 +187,7 @@ def table(res: list[PooledResult], boot: Bootstrap, preset: str, name: str, titl
            "from a model that never saw its patient (PTB-XL's strat_fold is patient-grouped). Pooled macro-AUC: "
            "over those predictions at the rotation seed (0), computed once over all records (mid-rank AUC, equal "
            f"to scikit-learn's); 95% percentile bootstrap CI over records ({boot.n_boot} resamples, numpy seed "
-           f"{boot.seed}); pooling ranks the scores of 10 fold models together, so it also counts their calibration "
+           f"{boot.seed}); pooling ranks the scores of the fold models together, so it also counts their calibration "
            f"differences (the per-fold mean beside it does not). Δ = {REFERENCE_MODEL} minus the model (positive: {REFERENCE_MODEL} is better), the same "
            "resample for both (paired); a CI that excludes 0 is a difference, one that contains 0 is not "
            "evidence of a difference either way. "
@@ -226,7 +226,7 @@ def figure(res: list[PooledResult], out, stem: str, title: str) -> list[str]:
         if r.per_fold:
             ax.plot(list(r.per_fold.values()), [y + 0.15] * len(r.per_fold), "o", color="0.55", ms=3.5,
                     label=once("one test fold (rotation seed)"))
-        for e, dy, col, lab in ((r.pooled, -0.05, "tab:blue", "pooled over all records, 95% CI"),
+        for e, dy, col, lab in ((r.pooled, -0.05, "tab:blue", "pooled over the tested folds' records, 95% CI"),
                                 (r.fold10, -0.22, "tab:orange", "fold 10, mean over seeds, 95% CI")):
             if e is not None:
                 ax.errorbar([e.mean], [y + dy], xerr=[[e.mean - e.lo], [e.hi - e.mean]], fmt="D", color=col,
