@@ -43,6 +43,7 @@ require()           # before any third-party import: a wrong interpreter gets th
 
 from beat_ray.train.config import TrialConfig  # noqa: E402
 from beat_ray.train.study import main, shared_ptbxl  # noqa: E402
+from experiments.benchmark import TUNED_REAL  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
     "original": {},
@@ -74,7 +75,7 @@ PRESETS = {
                       size={"size": "tiny"}),
     "real": Variants(base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), task="superdiagnostic", epochs=15,
                                       threads=1, score_test=False),
-                     folds=(2, 4, 6, 8, 10), hparams="results/hparams/real/best.json"),
+                     folds=(2, 4, 6, 8, 10), hparams=TUNED_REAL),
 }
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ BASELINES = ("xresnet1d101", "inception1d", "resnet1d_wang")
 # at 2930507): the BeatCNN's receptive field set to 0.45 s, mean validation Δ +0.0041 [-0.026, +0.034] over
 # 5 folds, the largest of the two variants whose mean Δ was above 0 (the other: all three, +0.0006)
 KEPT_VARIANT: dict = {"rf_s": 0.45}
+TUNED_REAL = "results/hparams/real/best.json"     # the real search's configs, per model and test fold
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ PRESETS = {
     "real_tuned": Benchmark(base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), epochs=15, threads=1),
                             models=Models(("xresnet1d101", "resnet1d_wang", "beatnet"), {"beatnet": KEPT_VARIANT}),
                             tasks=(("ptbxl", "superdiagnostic"),), rotate=True, folds=(2, 4, 6, 8, 10),
-                            hparams="results/hparams/real/best.json"),
+                            hparams=TUNED_REAL),
     # The baselines train with the benchmark's own recipe, so they reproduce the published table;
     # BEAT-Net gets the same 50 epochs at batch 128 with its default recipe.
     "paper": Benchmark(base=TrialConfig(epochs=50, batch_size=128, threads=4, use_gpu=True, gpus_per_trial=0.25),

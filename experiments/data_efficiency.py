@@ -49,7 +49,7 @@ require()           # before any third-party import: a wrong interpreter gets th
 
 from beat_ray.train.config import TrialConfig  # noqa: E402
 from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl  # noqa: E402
-from experiments.benchmark import KEPT_VARIANT  # noqa: E402  (the BEAT-Net variant kept on validation)
+from experiments.benchmark import KEPT_VARIANT, TUNED_REAL  # noqa: E402  (the BEAT-Net variant kept on validation)
 
 FRACTIONS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.50, 0.75, 1.0)
 
@@ -96,7 +96,7 @@ PRESETS = {
                          budget="matched"),
         models=Models(("xresnet1d101", "beatnet"), {"beatnet": KEPT_VARIANT}),
         fractions=(0.10, 0.35, 1.0), seeds=(0,), rotate=True, folds=(2, 4, 6, 8, 10),
-        hparams="results/hparams/real/best.json"),
+        hparams=TUNED_REAL),
     "paper": DataEfficiency(
         base=TrialConfig(dataset="ptbxl", task="superdiagnostic", fs=100, epochs=50, batch_size=128,
                          threads=4, use_gpu=True, gpus_per_trial=0.25, budget="matched"),

@@ -94,7 +94,7 @@ def test_variants_table_pairs_per_fold_and_applies_the_rule(tmp_path):
     from beat_ray.report import variants
     from beat_ray.report.load import ResultsError
     _variant_rows({"baseline": 0.01, "rr": -0.004}).to_parquet(tmp_path / "trials.parquet")
-    t = variants.table(tmp_path)
+    t = variants.table(variants.load(tmp_path))
     got = {r[0]: r for r in t.rows}
     assert got["tokens baseline"][3].startswith("+0.0100") and got["tokens baseline"][5] == "yes, best"
     assert got["tokens baseline"][4] == "3 of 3"
@@ -102,11 +102,11 @@ def test_variants_table_pairs_per_fold_and_applies_the_rule(tmp_path):
     assert "Kept here: tokens baseline." in t.caption
     _variant_rows({"baseline": 0.01}, drop=("baseline", 4)).to_parquet(tmp_path / "trials.parquet")
     with pytest.raises(ResultsError, match="lack some variant"):
-        variants.table(tmp_path)
+        variants.table(variants.load(tmp_path))
     scored = _variant_rows({"baseline": 0.01}).assign(**{"test/macro_auc": 0.9})
     scored.to_parquet(tmp_path / "trials.parquet")
     with pytest.raises(ResultsError, match="validation only"):
-        variants.table(tmp_path)
+        variants.table(variants.load(tmp_path))
 
 
 def test_validation_only_trial_is_finished_at_its_last_epoch():

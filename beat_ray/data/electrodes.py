@@ -38,7 +38,6 @@ LIMB, CHEST = slice(0, 3), slice(3, 9)
 ELECTRODE_TYPES: tuple[str, ...] = ("bw", "ma", "em", "pl", "wgn")
 MAINS_HZ = 50.0                      # PTB-XL was recorded in Germany; pass mains=60.0 for the Americas
 QRS_HALF_S = 0.05                    # sigamp's default window: 50 ms either side of the R peak
-TRIM = 0.05                          # sigamp's trimmed mean: 1/20 of the measurements cut at each end
 
 
 def _lead_matrix() -> np.ndarray:
@@ -87,9 +86,11 @@ def noise_rms(n: np.ndarray, fs: float) -> np.ndarray:
     return np.array([_trimmed_mean(r) for r in rms])
 
 
-def record_snr(clean: np.ndarray, noise: np.ndarray, r_peaks: np.ndarray, fs: float) -> float:
-    """nst's SNR of one record's noise (dB), powers summed over the present leads."""
-    a, rms = qrs_amplitude(clean, r_peaks, fs), noise_rms(noise, fs)
+def record_snr(clean: np.ndarray, noise: np.ndarray, r_peaks: np.ndarray, fs: float,
+               noise_fs: float | None = None) -> float:
+    """nst's SNR of one record's noise (dB), powers summed over the present leads (an absent, NaN lead has
+    no QRS amplitude). `noise_fs`: the noise's own rate where it differs (powerline added above fs)."""
+    a, rms = qrs_amplitude(clean, r_peaks, fs), noise_rms(noise, noise_fs or fs)
     ok = np.isfinite(a) & np.isfinite(rms)
     return float(10 * np.log10((a[ok] ** 2 / 8).sum() / (rms[ok] ** 2).sum()))
 
@@ -171,14 +172,10 @@ def add_electrode_noise(signals: np.ndarray, kind: str, snr_db: float, fs: float
         raise ValueError(f"r_peaks has {len(r_peaks)} entries for {len(x)} records")
     keys = list(range(len(x))) if keys is None else list(keys)
     out = np.empty_like(x)
-    nsr = 10.0 ** (-snr_db / 20.0) * np.sqrt(2.0) / 4.0           # nst.c: RMS noise / p-p signal
     for i, rec in enumerate(x):
         rng = np.random.default_rng([seed, int(keys[i]), ELECTRODE_TYPES.index(kind)])
         at_electrodes, kept = record_noise(kind, rec.shape[-1], fs, rng, nstdb, mains)
-        a = qrs_amplitude(np.nan_to_num(rec), r_peaks[i], fs)
-        present = np.isfinite(rec).all(-1)
-        rms_hi = noise_rms(at_electrodes, fs * at_electrodes.shape[-1] / rec.shape[-1])
-        signal_amp = np.sqrt((a[present] ** 2).sum())
-        noise_amp = np.sqrt((rms_hi[present] ** 2).sum())
-        out[i] = rec + nsr * signal_amp / max(noise_amp, 1e-20) * kept
+        unscaled = record_snr(rec, at_electrodes, r_peaks[i], fs, fs * at_electrodes.shape[-1] / rec.shape[-1])
+        # the gain that moves the realisation's own SNR to the request: nst.c's nsr·A/RMS, summed over leads
+        out[i] = rec + 10.0 ** ((unscaled - snr_db) / 20.0) * kept
     return out.astype(np.float32)

@@ -117,6 +117,13 @@ def reference_for(label: str, labels) -> str | None:
     return None
 
 
+def reference_of(item, items):
+    """The beatnet result `item` (anything with .model and .data) is paired with, among `items`."""
+    same = [x for x in items if x.data == item.data]
+    name = reference_for(item.model, (x.model for x in same))
+    return next((x for x in same if x.model == name), None)
+
+
 def model_order(names) -> list[str]:
     """BEAT-Net first, then its variants, then the other models, each alphabetical."""
     return sorted(set(names), key=lambda m: (not m.startswith(REFERENCE_MODEL), m != REFERENCE_MODEL, m))

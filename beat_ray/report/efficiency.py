@@ -26,7 +26,13 @@ import pandas as pd
 
 from beat_ray.data.splits import record_set_hash
 from beat_ray.report import stats
-from beat_ray.report.analysis import REFERENCE_MODEL, Bootstrap, Estimate, model_order, reference_for
+from beat_ray.report.analysis import (
+    REFERENCE_MODEL,
+    Bootstrap,
+    Estimate,
+    model_order,
+    reference_of,
+)
 from beat_ray.report.load import ResultsError, Study, pooled
 from beat_ray.report.tables import DASH, Table, est, pct
 
@@ -184,8 +190,7 @@ def curves(study: Study, boot: Bootstrap) -> list[Curve]:
 def _pair_with_reference(cs: list[Curve]) -> None:
     """beatnet − model at each fraction, on the same records and seeds and the same resamples."""
     for c in cs:
-        name = reference_for(c.model, (r.model for r in cs if r.data == c.data))
-        ref = next((r for r in cs if r.model == name and r.data == c.data), None)
+        ref = reference_of(c, cs)
         if ref is None or ref is c or ref.record_hash != c.record_hash or ref.seeds != c.seeds:
             continue
         by = {p.fraction: p for p in ref.points}

@@ -17,7 +17,13 @@ import pandas as pd
 
 from beat_ray.data.splits import record_set_hash
 from beat_ray.report import stats
-from beat_ray.report.analysis import REFERENCE_MODEL, Bootstrap, Estimate, model_order, reference_for
+from beat_ray.report.analysis import (
+    REFERENCE_MODEL,
+    Bootstrap,
+    Estimate,
+    model_order,
+    reference_of,
+)
 from beat_ray.report.load import ResultsError, Study, kwargs_text
 from beat_ray.report.load import pooled as pool_folds
 from beat_ray.report.tables import DASH, Table, est, num
@@ -88,12 +94,12 @@ def _one(study: Study, g: pd.DataFrame, boot: Bootstrap) -> PooledResult:
     folds = g["config/test_fold"].astype(int)
     # the rotation seed: the one that tested folds other than the official 10 (all ten, or the subset a preset
     # cut to, e.g. 2, 4, 6, 8, 10); the other seeds run on fold 10 only (study.fold_seeds)
-    full = [s for s in sorted(g["seed"].unique()) if set(folds[g["seed"] == s]) - {OFFICIAL_FOLD}]
+    rotation_seeds = [s for s in sorted(g["seed"].unique()) if set(folds[g["seed"] == s]) - {OFFICIAL_FOLD}]
     pooled = dist = rid = None
     per_fold: dict[int, float] = {}
     n_fb, rhash, seed = 0, "", None
-    if full:
-        seed = int(full[0])
+    if rotation_seeds:
+        seed = int(rotation_seeds[0])
         r = g[g["seed"] == seed].sort_values("config/test_fold")
         if r["config/test_fold"].duplicated().any():
             raise ResultsError([f"{study.name}: {g['_arm'].iloc[0]} has two rows for one fold at seed {seed}"])
@@ -134,8 +140,7 @@ def pooled_results(study: Study, boot: Bootstrap) -> list[PooledResult]:
     rows["_arm"] = rows["_model"]           # model label, with kwargs and recipe where they differ (load.py)
     res = [_one(study, g, boot) for _, g in rows.groupby(["_arm", "config/dataset", "config/task"], sort=True)]
     for r in res:
-        name = reference_for(r.model, (x.model for x in res if x.data == r.data))
-        ref = next((x for x in res if x.model == name and x.data == r.data), None)
+        ref = reference_of(r, res)
         if ref is None or ref is r:
             continue
         if ref.pooled is not None and r.pooled is not None:

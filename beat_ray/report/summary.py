@@ -62,14 +62,18 @@ def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N
               seed: int = SEED, margin: float = MARGIN) -> Summary:
     """The table (and, where the paper set has one, the figure) of one study folder."""
     folder = Path(folder)
+    out = Path(out) if out is not None else folder / SUMMARY_DIR
     if folder.parent.name == variants.STUDY:    # validation-only rows: their own table, no figure
-        t = variants.table(folder)
-        (folder / SUMMARY_DIR).mkdir(exist_ok=True)
-        (folder / SUMMARY_DIR / f"{t.name}.md").write_text(t.markdown(), encoding="utf-8")
-        return Summary(variants.STUDY, folder.name, variants.n_trials(folder), t)
+        rows = variants.load(folder)
+        t = variants.table(rows)
+
+        def write(tmp: Path) -> list[str]:
+            (tmp / f"{t.name}.md").write_text(t.markdown(), encoding="utf-8")
+            return [f"{t.name}.md"]
+        atomic_render(out, write)
+        return Summary(variants.STUDY, folder.name, len(rows), t)
     s = _read(folder)
     boot = an.Bootstrap(n_boot, seed, margin)
-    out = Path(out) if out is not None else folder / SUMMARY_DIR
     if why := rotation.not_pooled(s):
         raise ResultsError([why])
     draw = None                  # the figure function, waiting only for its output folder

@@ -46,18 +46,18 @@ def paired(rows: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def n_trials(folder: str | Path) -> int:
-    return len(pd.read_parquet(Path(folder) / "trials.parquet"))
-
-
-def table(folder: str | Path) -> Table:
-    folder = Path(folder)
-    path = folder / "trials.parquet"
+def load(folder: str | Path) -> pd.DataFrame:
+    """The study's rows; refuses a missing file and any row that scored a test fold."""
+    path = Path(folder) / "trials.parquet"
     if not path.is_file():
         raise ResultsError([f"no rows at {path}"])
     rows = pd.read_parquet(path)
     if rows["test/macro_auc"].notna().any():
         raise ResultsError([f"{path}: rows scored a test fold; variants are chosen on validation only"])
+    return rows
+
+
+def table(rows: pd.DataFrame) -> Table:
     wide = paired(rows)
     ref = wide.loc[REFERENCE]
     order = [REFERENCE] + sorted(v for v in wide.index if v != REFERENCE)

@@ -134,10 +134,12 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
                 raise ValueError(f"--models {unknown}: not in this preset (it has {sorted({c['model'] for c in cells})})")
             cells = [c for c in cells if c["model"] in wanted]
         hparams = a.hparams or getattr(grid, "hparams", None)
+        if hparams and not a.hparams and not Path(hparams).exists():
+            from beat_ray.train.runner import REPO
+            hparams = REPO / hparams            # a preset's best.json is repo-relative; run from elsewhere
         if hparams:
             from beat_ray.train.search import apply_hparams
-            from beat_ray.train.runner import REPO
-            cells = apply_hparams(cells, hparams if a.hparams or Path(hparams).exists() else REPO / hparams)
+            cells = apply_hparams(cells, hparams)
     except ValueError as exc:
         raise SystemExit(f"{study}/{a.preset}: {exc}") from None
     lacking = sorted({c["dataset"] for c in cells if c["dataset"] != "synth" and not c.get("root")})
