@@ -98,10 +98,14 @@ def test_sigkill_of_a_tune_trial_mid_epoch_resumes_from_its_checkpoint(tmp_path,
     from ray.tune import ExperimentAnalysis
     (trial,) = ExperimentAnalysis(str(exp)).trials
     assert trial.status == "TERMINATED" and trial.num_failures == 1
-    # resumed, not restarted: each epoch was reported once, and the checkpoints kept (num_to_keep=2)
-    # are the last two epochs
-    logged = [json.loads(x)["epoch"] for x in next(exp.glob("*/result.json")).read_text().splitlines() if x]
-    assert sorted(set(logged)) == list(range(1, EPOCHS + 1))
+    # resumed, not restarted: the new process reported epochs 2..EPOCHS once each, never epoch 1, and the
+    # checkpoints kept (num_to_keep=2) are the last two epochs. Epoch 1's line comes from the killed
+    # process, if at all: on restore Tune's JsonLoggerCallback copies result.json back from the storage
+    # copy, which may predate epoch 1's result (seen in CI), so its absence is not asserted on.
+    lines = next(exp.glob("*/result.json")).read_text().splitlines()
+    logged = [(r["epoch"], r["pid"]) for r in map(json.loads, filter(None, lines))]
+    assert [e for e, pid in logged if pid != victims[0]] == list(range(2, EPOCHS + 1)), logged
+    assert {e for e, pid in logged if pid == victims[0]} <= {1}, logged
     assert _states(exp.glob("*/checkpoint_*/state.pt")) == [EPOCHS - 2, EPOCHS - 1]
     # and it ends exactly where an uninterrupted run ends (same seed, same config)
     ref = fit(TrialConfig.from_dict(cell))
