@@ -76,10 +76,13 @@ def attribution() -> np.ndarray:
 
 
 def _save(folder: Path, tid: str, scores: np.ndarray, att: np.ndarray | None = None, shuffle: bool = False,
-          attr: np.ndarray | None = None):
+          attr: np.ndarray | None = None, noise: dict[str, np.ndarray] | None = None):
     order = np.arange(len(RECORDS))[::-1] if shuffle else np.arange(len(RECORDS))
     z = {"record_id": RECORDS[order], "scores": scores[order], "labels": LABELS[order],
          "classes": np.array(CLASSES)}
+    if noise:
+        z["noise_specs"] = np.array(list(noise))
+        z["noise_scores"] = np.stack([v[order] for v in noise.values()])
     if att is not None:
         z["lead_attention"] = att[order].astype(np.float32)
     if attr is not None:
@@ -98,10 +101,16 @@ def _write(root: Path, study: str, cells: list[tuple], with_predictions: bool = 
             tid = f"{study[:3]}_{n:05d}"
             n += 1
             s = predictions(ks)
-            rows.append(_row(study, tid, model, seed, s, task, fraction, (extra or [{}] * 9)[seed]))
+            ex = dict((extra or [{}] * 9)[seed])
+            noise = {spec: predictions(k) for spec, k in ex.pop("_noise", {}).items()}
+            for spec, ns in noise.items():
+                kind, snr = spec.split(":")
+                ex[f"noise/{kind}/{float(snr):g}/macro_auc"] = float(np.mean(
+                    [roc_auc_score(LABELS[:, c], ns[:, c]) for c in range(len(CLASSES))]))
+            rows.append(_row(study, tid, model, seed, s, task, fraction, ex))
             if with_predictions:
                 _save(folder, tid, s, attention() if att else None, shuffle=seed == 1,
-                      attr=attribution() if study == "lead_attribution" else None)
+                      attr=attribution() if study == "lead_attribution" else None, noise=noise)
     df = pd.DataFrame(rows)
     if not with_predictions:
         df = df.drop(columns=["predictions_file"])
@@ -109,14 +118,17 @@ def _write(root: Path, study: str, cells: list[tuple], with_predictions: bool = 
     df.to_csv(folder / "trials.csv", index=False)
 
 
-def noise_extra(base: float, drop: float) -> dict:
-    """noise/<kind>/<snr>/macro_auc for kinds bw, ma at 24, 0, -6 dB: base - drop * level."""
-    out = {}
-    for kind, scale in (("bw", 1.0), ("ma", 2.0)):
-        for level, snr in enumerate((24, 0, -6)):
-            out[f"noise/{kind}/{snr:g}/macro_auc"] = base - drop * scale * level
-            out[f"noise/{kind}/{snr:g}/group_auc/rhythm"] = base
-    return out
+def noise_extra(per_snr: dict[str, tuple]) -> dict:
+    """Noisy predictions ("kind:snr" -> class-AUC numerators) for bw and ma at 24, 0, -6 dB; the row's
+    noise/<kind>/<snr>/macro_auc columns are computed from them by _write."""
+    return {"_noise": per_snr}
+
+
+# beatnet loses 0 / 0.125 / 0.375 (bw) and 0 / 0.25 / 0.5 (ma); resnet1d_wang 0 / 0.25 / 0.5 (both types)
+NOISE_BEATNET = {"bw:24": PERFECT, "bw:0": (16, 16, 12, 12), "bw:-6": (12, 12, 8, 8),
+                 "ma:24": PERFECT, "ma:0": (12, 12, 12, 12), "ma:-6": (8, 8, 8, 8)}
+NOISE_RESNET = {"bw:24": PERFECT, "bw:0": (12, 12, 12, 12), "bw:-6": (8, 8, 8, 8),
+                "ma:24": PERFECT, "ma:0": (12, 12, 12, 12), "ma:-6": (8, 8, 8, 8)}
 
 
 def make_results(root: Path) -> Path:
@@ -147,9 +159,9 @@ def make_results(root: Path) -> Path:
         ("inception1d", "all", 1.0, [PERFECT, PERFECT], False, None),
     ])
     _write(root, "noise_robustness", [
-        ("beatnet", "all", 1.0, [PERFECT, PERFECT], False, [noise_extra(0.9, 0.1), noise_extra(0.8, 0.1)]),
-        ("resnet1d_wang", "all", 1.0, [PERFECT, PERFECT], False, [noise_extra(0.7, 0.05)] * 2),
-    ], with_predictions=False)
+        ("beatnet", "all", 1.0, [PERFECT, PERFECT], False, [noise_extra(NOISE_BEATNET)] * 2),
+        ("resnet1d_wang", "all", 1.0, [PERFECT, PERFECT], False, [noise_extra(NOISE_RESNET)] * 2),
+    ])
     _write(root, "lead_attribution", [
         ("beatnet", "all", 1.0, [PERFECT, PERFECT], True, None),
         ("resnet1d_wang", "all", 1.0, [PERFECT, PERFECT], False, None),

@@ -213,8 +213,18 @@ def test_cost_noise_and_attention_tables(built):
     assert "| beatnet | synth/all | 1,000 | 208 | 5.0 ± 1.4 | 11.0 | 2 |" in _md(out, "table4_model_cost")
     md = _md(out, "table5_noise_robustness")
     assert "| Model | Noise | clean | 24 dB | 0 dB | -6 dB |" in md
-    assert "| beatnet | baseline wander | 1.000 | 0.850 | 0.750 | 0.650 |" in md
-    assert "| beatnet | muscle artefact | 1.000 | 0.850 | 0.650 | 0.450 |" in md
+    assert "| beatnet | baseline wander | 1.000 [1.000, 1.000] | 1.000 | 0.875 | 0.625 |" in md
+    # resnet1d_wang: AUC; Δ level (beatnet − it); Δ robustness (its AUC loss minus beatnet's), paired CIs
+    assert "| resnet1d_wang | baseline wander | 1.000 [1.000, 1.000] | 1.000; +0.000 [+0.000, +0.000]; " \
+           "+0.000 [+0.000, +0.000] | 0.750; +0.125 [" in md
+    assert "| resnet1d_wang | muscle artefact | 1.000 [1.000, 1.000] | 1.000; +0.000 [+0.000, +0.000]; " \
+           "+0.000 [+0.000, +0.000] | 0.750; +0.000 [+0.000, +0.000]; +0.000 [+0.000, +0.000] | 0.500; +0.000" in md
+    arms = {a.model: a for a in nums["noise"]}
+    r = arms["resnet1d_wang"]
+    assert r.delta[("bw", -6.0)].mean == pytest.approx(0.125) and r.delta_drop[("bw", 0.0)].mean == pytest.approx(0.125)
+    # beatnet's bw AUC at 0 dB is never below resnet's in a resample (equal where no misordered pair is drawn)
+    assert r.delta[("bw", 0.0)].lo == 0 and r.delta[("bw", 0.0)].hi > 0.125
+    assert arms["beatnet"].delta == {} and r.pooled_over == "2 seeds on test fold 10"
     res = {r.model: r for r in nums["attribution"]}
     att = res["beatnet"]
     assert att.data == "synth/all" and att.rhythm == ["SR", "AFIB"] and att.n_seeds == 2

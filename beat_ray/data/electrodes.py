@@ -152,8 +152,10 @@ def record_noise(kind: str, n: int, fs: float, rng: np.random.Generator, nstdb: 
     new Nyquist, zero phase), which removes it. Its SNR is then set on the electrode noise, before the filter."""
     if kind == "pl" and fs < 2.5 * mains:
         q = int(np.ceil(max(2.5 * mains, 500.0) / fs))
-        hi = leads_from_electrodes(electrode_noise(kind, n * q, fs * q, rng, mains=mains))
-        return hi, sps.decimate(hi, q, ftype="iir", zero_phase=True, axis=-1)[:, :n]
+        pad = int(np.ceil(2 * fs))          # 2 s either side, cut after: the filter's edge transients stay there
+        hi = leads_from_electrodes(electrode_noise(kind, (n + 2 * pad) * q, fs * q, rng, mains=mains))
+        lo = sps.decimate(hi, q, ftype="iir", zero_phase=True, axis=-1)[:, pad:pad + n]
+        return hi[:, pad * q:(pad + n) * q], lo
     lead = leads_from_electrodes(electrode_noise(kind, n, fs, rng, nstdb, mains))
     return lead, lead
 

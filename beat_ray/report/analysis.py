@@ -14,7 +14,7 @@ import pandas as pd
 
 from beat_ray.data.synth import CLASS_GROUPS
 from beat_ray.report import stats
-from beat_ray.report.load import Cell, ResultsError, Study, cells, noise_columns
+from beat_ray.report.load import Cell, ResultsError, Study, cells
 
 REFERENCE_MODEL = "beatnet"
 # Rhythm classes of the real datasets (Fig. 3), beside synth's own "rhythm" group: PTB-XL's
@@ -162,34 +162,6 @@ def ablations(study: Study, boot: Bootstrap) -> list[AblationResult]:
                  for g, e in r.groups.items() if g in ref.groups}
         out.append(AblationResult(r, _drop(ref.macro.mean, r.macro.mean, ref.dist, r.dist), drops))
     return out
-
-
-@dataclass
-class NoiseCurve:
-    model: str
-    data: str
-    n_seeds: int
-    clean: tuple[float, float, float]                        # mean, min, max over seeds
-    kinds: dict[str, list[tuple[float, float, float, float]]]  # kind -> [(snr, mean, min, max)]
-
-
-def noise(study: Study) -> list[NoiseCurve]:
-    """Fig. 2 / noise table: macro-AUC per noise kind and SNR from the rows (no predictions under
-    noise are stored, so the band is the range over seeds, not a bootstrap CI)."""
-    cols = noise_columns(study.rows)
-    out = []
-    for c in cells(study, ("_model", "config/dataset", "config/task")):
-        r = c.rows
-        kinds = {k: [(snr, *_mean_min_max(r[col])) for snr, col in v if r[col].notna().all()]
-                 for k, v in cols.items()}
-        out.append(NoiseCurve(str(r["_model"].iloc[0]), f"{r['config/dataset'].iloc[0]}/{r['config/task'].iloc[0]}",
-                              len(r), _mean_min_max(r["test/macro_auc"]), {k: v for k, v in kinds.items() if v}))
-    return out
-
-
-def _mean_min_max(col: pd.Series) -> tuple[float, float, float]:
-    v = col.astype(float)
-    return float(v.mean()), float(v.min()), float(v.max())
 
 
 @dataclass

@@ -13,7 +13,15 @@ import tempfile
 from pathlib import Path
 
 from beat_ray.report import analysis as an
-from beat_ray.report import attribution, efficiency, figures, readme, rotation, tables
+from beat_ray.report import (
+    attribution,
+    efficiency,
+    figures,
+    readme,
+    robustness,
+    rotation,
+    tables,
+)
 from beat_ray.report.load import (
     STUDIES,
     Inputs,
@@ -29,14 +37,14 @@ def compute(inputs: Inputs, boot: an.Bootstrap) -> dict:
     """Every number of the paper figure set (raises ResultsError where inputs cannot be paired)."""
     s = inputs.studies
     return {"benchmark": an.benchmark(s["benchmark"], boot), "ablations": an.ablations(s["ablations"], boot),
-            "efficiency": efficiency.curves(s["data_efficiency"], boot), "noise": an.noise(s["noise_robustness"]),
+            "efficiency": efficiency.curves(s["data_efficiency"], boot), "noise": robustness.arms(s["noise_robustness"], boot),
             "cost": an.cost(s["benchmark"]), "attribution": attribution.results(s["lead_attribution"], boot)}
 
 
 def make_tables(nums: dict, boot: an.Bootstrap, preset: str) -> list[tables.Table]:
     return [tables.benchmark(nums["benchmark"], boot, preset), tables.ablations(nums["ablations"], boot, preset),
             efficiency.table(nums["efficiency"], boot, preset), tables.model_cost(nums["cost"], preset),
-            tables.noise(nums["noise"], preset), attribution.table(nums["attribution"], boot, preset)]
+            robustness.table(nums["noise"], boot, preset), attribution.table(nums["attribution"], boot, preset)]
 
 
 def render(inputs: Inputs, nums: dict, boot: an.Bootstrap, out: Path) -> list[str]:
@@ -52,7 +60,7 @@ def render(inputs: Inputs, nums: dict, boot: an.Bootstrap, out: Path) -> list[st
     colors = figures.palette(models)
     with figures.style():
         files += efficiency.figure(nums["efficiency"], colors, out)
-        files += figures.fig2_noise(nums["noise"], colors, out)
+        files += robustness.figure(nums["noise"], colors, out)
         files += attribution.figure(nums["attribution"], out)
         fig4, n_beats = figures.fig4_tokens(*inputs.record, out)
         files += fig4

@@ -28,7 +28,7 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
     "benchmark": ("predictions_file", "n_params", "n_train", "epoch", "train_seconds"),
     "ablations": ("predictions_file",),
     "data_efficiency": ("predictions_file", "config/label_fraction"),
-    "noise_robustness": (),
+    "noise_robustness": ("predictions_file",),
     "lead_attribution": ("predictions_file",),
 }
 NOISE_COLUMN = re.compile(r"^noise/([^/]+)/([^/]+)/macro_auc$")
@@ -61,6 +61,7 @@ class Predictions:
     classes: tuple[str, ...]
     lead_attention: np.ndarray | None = None    # (n, 12), rows sum to 1 (BEAT-Net token models)
     lead_attribution: np.ndarray | None = None  # (n, C, 12) lead shares per class, NaN off its positives
+    noise: dict[str, np.ndarray] | None = None  # "kind:snr" -> (n, C) scores under that test noise
 
 
 @dataclass
@@ -127,7 +128,7 @@ TUNED_FIELDS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_size", "m
 # Config fields added after rows were first committed, with the value rows written before them ran with.
 LATER_FIELDS: dict[str, object] = {"config/recipe": "default", "config/budget": "epochs", "config/synth": "{}",
                                    "config/test_fold": 10, "config/attribution_steps": 0, "config/hparams": "",
-                                   "config/score_test": True}
+                                   "config/score_test": True, "config/noise_source": "synthetic"}
 
 
 def fill_later_fields(rows: pd.DataFrame) -> pd.DataFrame:
@@ -200,19 +201,23 @@ def read_predictions(path: Path, problems: list[str]) -> Predictions | None:
             labels, classes = z["labels"].astype(np.int8), tuple(z["classes"].astype(str).tolist())
             att = z["lead_attention"].astype(np.float64) if "lead_attention" in z.files else None
             attr = z["lead_attribution"].astype(np.float64) if "lead_attribution" in z.files else None
+            specs = z["noise_specs"].astype(str).tolist() if "noise_specs" in z.files else []
+            noisy = z["noise_scores"].astype(np.float64) if specs else None
     except (OSError, ValueError) as exc:
         problems.append(f"predictions file {path} is unreadable ({type(exc).__name__}: {exc})")
         return None
     n = len(rid)
     if n == 0 or scores.shape != (n, len(classes)) or labels.shape != scores.shape or \
             (att is not None and att.shape != (n, 12)) or \
-            (attr is not None and attr.shape != (n, len(classes), 12)):
+            (attr is not None and attr.shape != (n, len(classes), 12)) or \
+            (noisy is not None and noisy.shape != (len(specs), n, len(classes))):
         problems.append(f"predictions file {path} has inconsistent shapes: record_id {rid.shape}, "
                         f"scores {scores.shape}, labels {labels.shape}, classes {len(classes)}")
         return None
     order = np.argsort(rid, kind="stable")
     return Predictions(rid[order], scores[order], labels[order], classes,
-                       None if att is None else att[order], None if attr is None else attr[order])
+                       None if att is None else att[order], None if attr is None else attr[order],
+                       None if noisy is None else {k: v[order] for k, v in zip(specs, noisy)})
 
 
 def read_study(root: Path, name: str, preset: str, problems: list[str]) -> Study | None:
@@ -322,8 +327,11 @@ def pooled(study: Study, rows: pd.DataFrame, what: str) -> Predictions:
         arrays = [getattr(p, name) for p in parts]
         return None if any(a is None for a in arrays) else np.concatenate(arrays)[order]
 
+    noise = None
+    if all(p.noise is not None for p in parts) and len({tuple(p.noise) for p in parts}) == 1:
+        noise = {k: np.concatenate([p.noise[k] for p in parts])[order] for k in parts[0].noise}
     return Predictions(rid[order], cat("scores"), cat("labels"), parts[0].classes, cat("lead_attention"),
-                       cat("lead_attribution"))
+                       cat("lead_attribution"), noise)
 
 
 def noise_columns(rows: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:

@@ -19,9 +19,10 @@ FIGURES = {
          "the recovery fraction of Table 3.")),
     "fig2_noise_robustness": (
         "Figure 2. Noise robustness", "noise_robustness",
-        ("Test macro-AUC against the SNR of added noise, one panel per noise type, mean over seeds with the "
-         "range over seeds as a band (noisy predictions are not stored, so there is no bootstrap CI here). "
-         "Open diamond: the clean test set.")),
+        ("Top: test macro-AUC against the SNR (nst's definition) of electrode noise added to the test signal, one "
+         "panel per noise type, with its 95% bootstrap CI (records resampled, seeds averaged); open diamond: the "
+         "clean test set. Bottom: Δ robustness = the model's AUC loss to the noise minus beatnet's "
+         "(positive: beatnet loses less), paired over the same resamples, with its 95% CI.")),
     "fig3_interpretability": (
         "Figure 3. Interpretability", "lead_attribution",
         ("Heatmaps: class x lead integrated-gradient attribution share (mean over each class's positive test "
@@ -80,7 +81,10 @@ def build(inputs: Inputs, tables: list[Table], boot: an.Bootstrap, n_beats: int)
          "test records; the rhythm-vs-other difference is paired over records and seeds. **Rhythm classes** "
          "are synth's `rhythm` group (SR, SBRAD, STACH, AFIB, PVC) and, for real datasets, the documented "
          "list `beat_ray.report.analysis.REAL_RHYTHM_CLASSES`."),
-        "**Noise bands** (Fig. 2) are the range over seeds: predictions under noise are not stored.",
+        ("**Noise** (Table 5, Fig. 2): `beat_ray.data.electrodes` draws noise on the nine electrodes and forms "
+         "the 12 leads by the lead equations (Einthoven and Goldberger hold for the noise); SNR as nst(1) defines "
+         "it, from the clean record's QRS amplitude; one realisation per record and type, the same for every "
+         "model and scaled to each SNR. Per-record noisy scores are stored, so differences are paired."),
         "**Samples/s** (Table 4) = n_train × epochs / train_seconds, the in-trial training time.",
     ]
     lines += ["", ("Fig. 4 reads the PTB record `ptbdb/s0010_re` from the shared real-data folder (`--realdata`, "

@@ -14,7 +14,15 @@ from functools import partial
 from pathlib import Path
 
 from beat_ray.report import analysis as an
-from beat_ray.report import attribution, efficiency, figures, rotation, tables, variants
+from beat_ray.report import (
+    attribution,
+    efficiency,
+    figures,
+    robustness,
+    rotation,
+    tables,
+    variants,
+)
 from beat_ray.report.build import atomic_render
 from beat_ray.report.load import STUDIES, ResultsError, Study, read_study
 from beat_ray.report.stats import MARGIN, N_BOOT, SEED
@@ -91,9 +99,9 @@ def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N
                                "Test macro-AUC pooled over the fold rotation.")
         draw = partial(rotation.figure, res, stem=rotation.FIGURE_STEMS[s.name], title=f"{s.name}, preset {s.preset}")
     elif s.name == "noise_robustness":
-        curves = an.noise(s)
-        table = tables.noise(curves, s.preset)
-        draw = partial(figures.fig2_noise, curves, figures.palette(c.model for c in curves))
+        res = robustness.arms(s, boot)
+        table = robustness.table(res, boot, s.preset)
+        draw = partial(robustness.figure, res, figures.palette(a.model for a in res))
     elif s.name == "benchmark":
         table = tables.benchmark(an.benchmark(s, boot), boot, s.preset)
     else:

@@ -12,9 +12,6 @@ from beat_ray.report import analysis as an
 
 DASH = "–"
 GROUP_ORDER = ("rhythm", "morphology", "territory")
-NOISE_NAMES = {"bw": "baseline wander", "ma": "muscle artefact", "em": "electrode motion",
-               "pl": "powerline", "wgn": "white noise"}
-NOISE_ORDER = ("bw", "ma", "em", "pl", "wgn")
 
 
 @dataclass
@@ -162,23 +159,4 @@ def model_cost(costs: list[an.Cost], preset: str, over: str = "seeds") -> Table:
                  rows)
 
 
-def noise(curves: list[an.NoiseCurve], preset: str) -> Table:
-    snrs = sorted({s for c in curves for v in c.kinds.values() for s, *_ in v}, reverse=True)
-    kinds = [k for k in NOISE_ORDER if any(k in c.kinds for c in curves)]
-    kinds += sorted({k for c in curves for k in c.kinds} - set(kinds))
-    one = _only(c.data for c in curves)
-    order = an.model_order(c.model for c in curves)
-    rows = []
-    for c in sorted(curves, key=lambda c: (c.data, order.index(c.model))):
-        for k in kinds:
-            by = {s: m for s, m, *_ in c.kinds.get(k, [])}
-            rows.append(([] if one else [c.data]) + [c.model, NOISE_NAMES.get(k, k), num(c.clean[0])]
-                        + [num(by[s]) if s in by else DASH for s in snrs])
-    cap = (f"Test macro-AUC under noise added to the raw test signal (tokens re-detected), mean over "
-           f"{seeds_text(c.n_seeds for c in curves)}{f', {one}' if one else ''}; models trained on clean "
-           f"records. Columns: SNR in dB. Preset `{preset}`.")
-    return Table("table5_noise_robustness", "Table 5. Noise robustness", cap,
-                 ([] if one else ["Data"]) + ["Model", "Noise", "clean"] + [f"{s:g} dB" for s in snrs], rows)
-
-
-__all__ = ["Table", "ablations", "benchmark", "model_cost", "noise"]
+__all__ = ["Table", "ablations", "benchmark", "model_cost"]

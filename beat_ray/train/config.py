@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from beat_ray.data.dataset import N_FOLDS, fold_layout
+from beat_ray.data.noise import NOISE_TYPES
 
 # What each recipe fixes beyond the config's own fields. `default`: per-lead standardisation and the
 # best-validation epoch is scored. `benchmark`: the PTB-XL benchmark's recipe (helme/ecg_ptbxl_benchmarking,
@@ -29,6 +30,15 @@ BUDGETS = ("epochs", "matched")
 # "matched" budget: a subset smaller than 1/MAX_BUDGET_SCALE of the training split gets at most this many
 # passes per epoch (the row says `budget_capped`), so a 1 % subset does not loop 100 times over 7 records.
 MAX_BUDGET_SCALE = 20.0
+LATER_FIELDS: dict[str, Any] = {"noise_source": "synthetic"}   # added after rows were committed: see config_hash
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def fold_layout_text(test_fold: int) -> str:
@@ -75,6 +85,7 @@ class TrialConfig:
     recipe: str = "default"            # default | benchmark (global scaler, final-epoch model): see RECIPES
     train_noise: str | None = None     # augmentation "kind:snr_db", e.g. "ma:12"
     eval_noise: tuple[str, ...] = ()   # after training, also score test under each "kind:snr_db"
+    noise_source: str = "synthetic"    # or "nstdb:<dir>": real NSTDB bw/em/ma records (pl, wgn stay generated)
     attribution_steps: int = 0         # > 0: store class x lead integrated gradients of test records (attribution.py)
     score_test: bool = True            # False (hyperparameter search): the test fold is never predicted or scored
     hparams: str = ""                  # tuned config this trial took its hyperparameters from ("<best.json>#<sha>")
@@ -105,6 +116,13 @@ class TrialConfig:
             raise ValueError(f"unknown recipe {self.recipe!r}; known: {sorted(RECIPES)}")
         if not 1 <= int(self.test_fold) <= N_FOLDS:
             raise ValueError(f"test_fold must be in 1..{N_FOLDS}, got {self.test_fold}")
+        for spec in ((self.train_noise,) if self.train_noise else ()) + tuple(self.eval_noise):
+            kind, _, snr = str(spec).partition(":")
+            if kind not in NOISE_TYPES or not _is_number(snr):
+                raise ValueError(f"noise spec {spec!r}: expected '<type>:<snr_db>' with type one of {NOISE_TYPES}")
+        if self.noise_source != "synthetic" and not self.noise_source.startswith("nstdb:"):
+            raise ValueError(f"noise_source {self.noise_source!r}: expected 'synthetic' or 'nstdb:<directory of "
+                             "NSTDB's bw, em and ma records>'")
         if self.use_gpu and self.workers > 1 and float(self.gpus_per_trial) != int(self.gpus_per_trial):
             raise ValueError(f"gpus_per_trial={self.gpus_per_trial} with workers={self.workers}: fractional GPUs "
                              "would put several DDP (NCCL) ranks on one GPU, which NCCL refuses or serialises; "
@@ -119,8 +137,10 @@ class TrialConfig:
                 for k, v in self.to_dict().items()}
 
     def config_hash(self) -> str:
-        """16 hex digits of SHA-256 over every field: two rows with equal hashes ran the same config."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """16 hex digits of SHA-256 over every field: two rows with equal hashes ran the same config.
+        A field added later is left out at its default, so older rows keep their hash."""
+        d = {k: v for k, v in self.to_dict().items() if LATER_FIELDS.get(k, object()) != v}
+        text = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property

@@ -15,16 +15,20 @@ fold rotation.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
 
 from beat_ray.data import ECGDataset, load
-from beat_ray.data.noise import add_noise
+from beat_ray.data.electrodes import QRS_HALF_S, add_electrode_noise
+from beat_ray.data.noise import load_nstdb
 from beat_ray.data.signal import LeadStandardizer
 from beat_ray.data.splits import nested_label_fractions
 from beat_ray.tokenize import TokenizerConfig, Tokens, tokenize, tokens_for
+from beat_ray.tokenize.detect import detect_batch
 from beat_ray.train.config import RECIPES, TrialConfig
 
 
@@ -42,6 +46,9 @@ class TrialData:
     prevalence: np.ndarray            # (C,) label means of `train`: the fallback scores of a flagged record
     n_flagged_train_skipped: int = 0
     n_train_full: int = 0             # trainable records of the whole training split (the matched budget's unit)
+    noise_source: str = "synthetic"   # TrialConfig.noise_source
+    snr_peaks: dict[int, np.ndarray] = field(default_factory=dict)   # record -> R peaks of its clean signal
+    snr_fallback: set[int] = field(default_factory=set)              # records whose clean signal had no beats
 
     @property
     def labels(self) -> np.ndarray:
@@ -85,23 +92,63 @@ def build_inputs(cfg: TrialConfig, model: torch.nn.Module, ds: ECGDataset | None
         scaler = LeadStandardizer(per_lead=per_lead).fit(ds.signals, rows=train_all)   # chunked: RSS flat in N
     prevalence = ds.labels[train].astype(np.float32).mean(0)
     n_full = int((~flagged[train_all]).sum())
-    return TrialData(ds, tokens, scaler, train, val, test, kind, tok_cfg, flagged, prevalence, skipped, n_full)
+    return TrialData(ds, tokens, scaler, train, val, test, kind, tok_cfg, flagged, prevalence, skipped, n_full,
+                     cfg.noise_source)
 
 
-def _noisy(x: np.ndarray, noise: str | None, fs: float, seed: int) -> np.ndarray:
+def snr_reference(data: TrialData, idx: np.ndarray) -> list[np.ndarray]:
+    """R peaks of the clean records `idx`, the QRS reference of nst's SNR, detected once per record.
+
+    The same detector for every model, on the clean signal, so every model's noisy copy of a record has the
+    same noise gain. A record in which no beat is found (the tokenizer flags it) is referenced at the
+    largest deflection of each 1-s window instead, and counted (`snr_fallback`, in the row)."""
+    missing = np.array([i for i in idx if int(i) not in data.snr_peaks], np.int64)
+    if len(missing):
+        fs = data.ds.fs
+        x = np.asarray(data.ds.signals[np.sort(missing)])
+        peaks, _, _ = detect_batch(x, fs)
+        h, w = int(np.ceil(QRS_HALF_S * fs)), max(1, int(round(fs)))
+        for i, rec, p in zip(np.sort(missing), x, peaks):
+            if not len(p):
+                with warnings.catch_warnings():                     # an absent (all-NaN) lead
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    dev = np.nansum(np.abs(rec - np.nanmedian(rec, axis=-1, keepdims=True)), axis=0)
+                starts = range(h, len(dev) - w - h + 1, w) or [h]
+                p = np.array([s + int(np.argmax(dev[s:max(s + w, len(dev) - h)])) for s in starts])
+                data.snr_fallback.add(int(i))
+            data.snr_peaks[int(i)] = p
+    return [data.snr_peaks[int(i)] for i in idx]
+
+
+@lru_cache(maxsize=8)
+def nstdb_noise(source: str, kind: str, fs: float) -> np.ndarray | None:
+    """The real NSTDB record of `kind` for source "nstdb:<dir>"; None = generated (also for pl and wgn,
+    which NSTDB does not have: the row's config/noise_source and the table caption say so)."""
+    if source == "synthetic" or kind not in ("bw", "em", "ma"):
+        return None
+    return load_nstdb(source.split(":", 1)[1], kind, fs)
+
+
+def _noisy(data: TrialData, x: np.ndarray, idx: np.ndarray, noise: str | None, seed: int) -> np.ndarray:
+    """x (records idx) plus electrode noise at nst's SNR (data.electrodes): record idx[i]'s realisation
+    is seeded by (seed, idx[i], type), so it is the same in every batch, at every SNR and for every model."""
     if not noise:
         return x
     kind, snr = noise.split(":")
-    return add_noise(x, kind, float(snr), fs, seed=seed)
+    fs = data.ds.fs
+    return add_electrode_noise(x, kind, float(snr), fs, snr_reference(data, idx), seed=seed, keys=list(idx),
+                               nstdb=nstdb_noise(data.noise_source, kind, fs))
 
 
 def make_batch(data: TrialData, idx: np.ndarray, *, train: bool, rng: np.random.Generator,
-               crop_s: float | None = None, noise: str | None = None) -> dict[str, torch.Tensor]:
+               crop_s: float | None = None, noise: str | None = None, noise_seed: int | None = None
+               ) -> dict[str, torch.Tensor]:
     """A model batch for records `idx` (sorted reads from the memmap, original order returned).
 
     Signal models get standardised signals, randomly cropped to `crop_s` in training. With
     `noise`, noise is added to the raw signal and tokens models are re-tokenised, so the
-    tokenizer is in the loop exactly as at evaluation under noise.
+    tokenizer is in the loop exactly as at evaluation under noise. `noise_seed` fixes the
+    realisations (evaluation); without it each batch draws new ones from rng (augmentation).
     """
     order = np.argsort(idx)
     back = np.argsort(order)
@@ -111,7 +158,8 @@ def make_batch(data: TrialData, idx: np.ndarray, *, train: bool, rng: np.random.
         return {k: torch.from_numpy(np.ascontiguousarray(v[back]))
                 for k, v in data.tokens.batch(sorted_idx).items()}
     x = np.asarray(data.ds.signals[sorted_idx])[back]
-    x = _noisy(x, noise, fs, seed=int(rng.integers(2**31)))
+    if noise:
+        x = _noisy(data, x, idx, noise, int(rng.integers(2**31)) if noise_seed is None else noise_seed)
     if data.input_kind == "tokens":
         tk = tokenize(x, fs, data.tok_config)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tk.batch(slice(None)).items()}

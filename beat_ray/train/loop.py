@@ -86,7 +86,8 @@ def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int 
 
     A record without tokens (flagged by a tokens model's tokenizer) gets the fallback scores,
     the training prevalence, so every model scores every record (see inputs.py). Under `noise`
-    every record is re-tokenised, and one in which no beat is found gets the same fallback.
+    every record is re-tokenised, and one in which no beat is found gets the same fallback;
+    `seed` fixes the noise realisations (inputs._noisy).
     """
     model.eval()
     rng = np.random.default_rng(seed)
@@ -94,7 +95,7 @@ def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int 
     ok = np.flatnonzero(~data.flagged[idx]) if not noise else np.arange(len(idx))
     for i in range(0, len(ok), batch_size):
         pos = ok[i:i + batch_size]
-        b = _to(make_batch(data, idx[pos], train=False, rng=rng, noise=noise), model)
+        b = _to(make_batch(data, idx[pos], train=False, rng=rng, noise=noise, noise_seed=seed), model)
         if data.input_kind == "signal":
             logits = sliding_window_logits(model, b["signal"], data.ds.fs, model.eval_win_s,
                                            model.eval_stride_s, model.eval_reduce)
@@ -250,7 +251,11 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
                    "cpu_fallback": bool(cfg.use_gpu and device.type == "cpu"), **records}
         if epoch == cfg.epochs - 1 and cfg.score_test:
             metrics.update(final_test_metrics(model, best["model"], data, cfg.attribution_steps))
-            metrics.update(noise_metrics(model, data, cfg))
+            noisy = noise_metrics(model, data, cfg)
+            if cfg.eval_noise:      # per-record scores under each spec: the report's paired CIs between models
+                metrics["_predictions"].update(noise_specs=np.asarray(cfg.eval_noise, dtype=str),
+                                               noise_scores=noisy.pop("_scores"))
+            metrics.update(noisy)
         if on_epoch is not None:
             on_epoch(metrics, lambda e=epoch: {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                                "scheduler": sched.state_dict(), "epoch": e, "best": best,
@@ -273,23 +278,30 @@ def class_groups(ds) -> dict[str, list[int]]:
     return {g: ds.group_classes(g) for g in sorted(set(ds.class_groups.values())) if g and g != "none"}
 
 
-def noise_metrics(model: nn.Module, data: TrialData, cfg: TrialConfig) -> dict[str, float]:
-    """Test macro-AUC of the (already loaded) best model with noise added to the raw signal.
+def noise_metrics(model: nn.Module, data: TrialData, cfg: TrialConfig) -> dict[str, Any]:
+    """Test macro-AUC of the (already loaded) best model with electrode noise added to the raw signal.
 
-    Tokens models are re-tokenised from the noisy signal, so detection errors count against them.
-    The noise draw depends only on (data_seed, spec), so every model sees the same noisy records.
-    """
-    out: dict[str, float] = {}
+    Tokens models are re-tokenised from the noisy signal, so detection errors count against them. One
+    realisation per (record, noise type), seeded by data_seed and scaled to each SNR, so every model sees
+    the same noisy records and the curves over SNR are smooth. "_scores" (specs, n_test, C) goes into
+    the predictions file; `noise/snr_fallback_records` counts test records without a clean-signal beat
+    (their SNR is referenced to the largest deflections instead, see inputs.snr_reference)."""
+    out: dict[str, Any] = {}
     ds = data.ds
     groups = class_groups(ds)
     y = ds.labels[data.test]
-    for i, spec in enumerate(cfg.eval_noise):
+    scores = []
+    for spec in cfg.eval_noise:
         kind, snr = spec.split(":")
-        s = predict(model, data, data.test, noise=spec, seed=cfg.data_seed * 1000 + i)
+        s = predict(model, data, data.test, noise=spec, seed=cfg.data_seed)
+        scores.append(s)
         m = evaluate(y, s, list(ds.classes), groups=groups)
         out[f"noise/{kind}/{float(snr):g}/macro_auc"] = m["macro_auc"]
         for g in groups:
             out[f"noise/{kind}/{float(snr):g}/group_auc/{g}"] = m[f"group_auc/{g}"]
+    if cfg.eval_noise:
+        out["_scores"] = np.stack(scores).astype(np.float32)
+        out["noise/snr_fallback_records"] = len(data.snr_fallback & set(map(int, data.test)))
     return out
 
 
