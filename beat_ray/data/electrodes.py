@@ -106,11 +106,12 @@ def _segments(src: np.ndarray, k: int, n: int, rng: np.random.Generator) -> np.n
 
 
 def electrode_noise(kind: str, n: int, fs: float, rng: np.random.Generator, nstdb: np.ndarray | None = None,
-                    mains: float = MAINS_HZ) -> np.ndarray:
+                    mains: float = MAINS_HZ, seen: np.ndarray | None = None) -> np.ndarray:
     """(9, n) unit-free noise on the electrodes with the type's spatial structure (module docstring).
 
     `nstdb`: a real NSTDB noise record of this type (load_nstdb) to draw the waveforms from instead of
-    generating them (bw, em and ma only)."""
+    generating them (bw, em and ma only). `seen` (9,) bool: the electrodes the record's present leads see;
+    electrode motion moves one of those (on a 2-lead Holter record, not V3 that no lead measures)."""
     if kind not in ELECTRODE_TYPES:
         raise ValueError(f"unknown noise type {kind!r}; expected one of {ELECTRODE_TYPES}")
     if nstdb is not None and kind not in ("bw", "em", "ma"):
@@ -126,7 +127,8 @@ def electrode_noise(kind: str, n: int, fs: float, rng: np.random.Generator, nstd
         e[CHEST] = rng.uniform(0.5, 1.5, (6, 1)) * shared[1]
         e += 0.3 * wave(9)
     elif kind == "em":
-        hit = rng.choice(9, size=int(rng.integers(1, 3)), replace=False)
+        pool = np.flatnonzero(seen) if seen is not None and seen.any() else np.arange(9)
+        hit = rng.choice(pool, size=min(int(rng.integers(1, 3)), len(pool)), replace=False)
         e[hit] = wave(len(hit))
     elif kind in ("ma", "wgn"):
         e = wave(9)
@@ -143,7 +145,7 @@ def electrode_noise(kind: str, n: int, fs: float, rng: np.random.Generator, nstd
 
 
 def record_noise(kind: str, n: int, fs: float, rng: np.random.Generator, nstdb: np.ndarray | None = None,
-                 mains: float = MAINS_HZ) -> tuple[np.ndarray, np.ndarray]:
+                 mains: float = MAINS_HZ, seen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(12, n) lead noise at the amplitude it has at the electrodes, and (12, n) what the recorder keeps.
 
     They differ only for powerline at a rate that cannot carry the mains: it is added at 500 Hz (an integer
@@ -156,7 +158,7 @@ def record_noise(kind: str, n: int, fs: float, rng: np.random.Generator, nstdb: 
         hi = leads_from_electrodes(electrode_noise(kind, (n + 2 * pad) * q, fs * q, rng, mains=mains))
         lo = sps.decimate(hi, q, ftype="iir", zero_phase=True, axis=-1)[:, pad:pad + n]
         return hi[:, pad * q:(pad + n) * q], lo
-    lead = leads_from_electrodes(electrode_noise(kind, n, fs, rng, nstdb, mains))
+    lead = leads_from_electrodes(electrode_noise(kind, n, fs, rng, nstdb, mains, seen))
     return lead, lead
 
 
@@ -176,7 +178,9 @@ def add_electrode_noise(signals: np.ndarray, kind: str, snr_db: float, fs: float
     out = np.empty_like(x)
     for i, rec in enumerate(x):
         rng = np.random.default_rng([seed, int(keys[i]), ELECTRODE_TYPES.index(kind)])
-        at_electrodes, kept = record_noise(kind, rec.shape[-1], fs, rng, nstdb, mains)
+        present = np.isfinite(rec).any(-1)
+        at_electrodes, kept = record_noise(kind, rec.shape[-1], fs, rng, nstdb, mains,
+                                           seen=(LEAD_MATRIX[present] != 0).any(0))
         unscaled = record_snr(rec, at_electrodes, r_peaks[i], fs, fs * at_electrodes.shape[-1] / rec.shape[-1])
         # the gain that moves the realisation's own SNR to the request: nst.c's nsr·A/RMS, summed over leads
         out[i] = rec + 10.0 ** ((unscaled - snr_db) / 20.0) * kept

@@ -1,0 +1,131 @@
+"""R-peak F1 of the tokenizer's detector against neurokit2 and xqrs on annotated real ECG, clean and under
+electrode noise at nst's SNRs (issue J, part 2). Not a test: it prints the figures and writes JSON.
+
+    .venv/bin/python benchmarks/detector_noise.py [--realdata ../shared/realdata] [--windows 60]
+
+Records: MIT-BIH 100 (MLII, V5 at 360 Hz; cardiologists' beat annotations) and the nine CPSC 2021 records
+(I, II at 200 Hz; an annotation at every R peak; dynamic ECG, noisy as recorded), cut into 10-s windows
+(PTB-XL's record length). The two recorded leads are placed at their positions among the 12 (the others
+absent, NaN). Noise: baseline wander, electrode motion and muscle, the NSTDB types, drawn on the
+electrodes (`beat_ray.data.electrodes`) at 24 ... -6 dB of nst's SNR referenced to the annotated beats,
+one realisation per window and type. Detectors:
+  ours        `detect_batch` on the two recorded leads (what the tokenizer does with a record)
+  ours, II    the same on lead II alone
+  neurokit2   `ecg_peaks` (its default method) on lead II
+  xqrs        `wfdb.processing.xqrs_detect` on lead II
+F1 is pooled over windows (EC57 matching, 150 ms). A window our detector flags counts its beats as missed.
+Writes benchmarks/out/detector_noise.json.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/tokenize.py would shadow the stdlib `tokenize` when this folder is sys.path[0]
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import wfdb  # noqa: E402
+
+from beat_ray.data.electrodes import add_electrode_noise  # noqa: E402
+from beat_ray.tokenize.detect import detect_batch  # noqa: E402
+from beat_ray.tokenize.score import beat_samples, score_beats  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out" / "detector_noise.json"
+LEAD_INDEX = {"I": 0, "II": 1, "MLII": 1, "V5": 10}
+TYPES = ("bw", "em", "ma")
+SNRS = (24.0, 18.0, 12.0, 6.0, 0.0, -6.0)
+WINDOW_S = 10.0
+
+
+def windows(realdata: Path, per_record: int) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
+    """(name, fs, (12, T) with NaN for absent leads, reference R peaks in the window)."""
+    out = []
+    recs = [realdata / "mitdb" / "100"] + sorted(p.with_suffix("") for p in (realdata / "cpsc2021").glob("*.hea"))
+    for rec in recs:
+        r = wfdb.rdrecord(str(rec))
+        ann = wfdb.rdann(str(rec), "atr")
+        ref = beat_samples(ann.symbol, ann.sample)
+        n = int(WINDOW_S * r.fs)
+        for k in range(min(per_record, r.sig_len // n)):
+            x = np.full((12, n), np.nan, np.float32)
+            for j, name in enumerate(r.sig_name):
+                x[LEAD_INDEX[name]] = r.p_signal[k * n:(k + 1) * n, j]
+            inside = ref[(ref >= k * n) & (ref < (k + 1) * n)] - k * n
+            out.append((f"{rec.name}#{k}", float(r.fs), x, inside))
+    return out
+
+
+def _nk(sig: np.ndarray, fs: float) -> np.ndarray:
+    import neurokit2 as nk
+    try:
+        _, info = nk.ecg_peaks(nk.ecg_clean(sig, sampling_rate=fs), sampling_rate=fs)
+        return np.asarray(info["ECG_R_Peaks"], np.int64)
+    except Exception:              # noqa: BLE001  neurokit2 raises on signals it finds no peaks in
+        return np.zeros(0, np.int64)
+
+
+def _xqrs(sig: np.ndarray, fs: float) -> np.ndarray:
+    from wfdb import processing
+    return np.asarray(processing.xqrs_detect(sig, fs=fs, verbose=False), np.int64)
+
+
+def detectors(x: np.ndarray, fs: float) -> dict[str, np.ndarray]:
+    lead2 = np.nan_to_num(x[1]).astype(np.float64)
+    ours, _, _ = detect_batch(x[None], fs)
+    ours2, _, _ = detect_batch(x[1][None, None], fs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {"ours": ours[0], "ours, II": ours2[0], "neurokit2": _nk(lead2, fs), "xqrs": _xqrs(lead2, fs)}
+
+
+def score(wins, noisy: list[np.ndarray]) -> dict[str, dict]:
+    tot: dict[str, dict] = {}
+    for (name, fs, _, ref), x in zip(wins, noisy):
+        for det, peaks in detectors(x, fs).items():
+            s = score_beats(ref, peaks, fs)
+            t = tot.setdefault(det, {"tp": 0, "fn": 0, "fp": 0})
+            for k in t:
+                t[k] += s[k]
+    for t in tot.values():
+        se, ppv = t["tp"] / max(t["tp"] + t["fn"], 1), t["tp"] / max(t["tp"] + t["fp"], 1)
+        t.update(se=se, ppv=ppv, f1=2 * se * ppv / (se + ppv) if se + ppv else 0.0)
+    return tot
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--realdata", default=os.environ.get("BEAT_RAY_REALDATA",
+                                                         Path(__file__).resolve().parents[2] / "shared" / "realdata"))
+    ap.add_argument("--windows", type=int, default=60, help="10-s windows per record at most")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    wins = windows(Path(args.realdata), args.windows)
+    results = {"clean": score(wins, [w[2] for w in wins])}
+    for kind in TYPES:
+        for snr in SNRS:
+            noisy = [add_electrode_noise(x[None], kind, snr, fs, [ref], seed=0, keys=[i])[0]
+                     for i, (_, fs, x, ref) in enumerate(wins)]
+            results[f"{kind}:{snr:g}"] = score(wins, noisy)
+    dets = list(results["clean"])
+    print(f"{len(wins)} windows of {WINDOW_S:g} s, {sum(len(w[3]) for w in wins)} annotated beats; F1 pooled")
+    print(f"{'condition':>10} " + " ".join(f"{d:>10}" for d in dets) + "   ours >= max(nk2, xqrs)")
+    for cond, r in results.items():
+        best_peer = max(r["neurokit2"]["f1"], r["xqrs"]["f1"])
+        print(f"{cond:>10} " + " ".join(f"{r[d]['f1']:10.4f}" for d in dets) +
+              f"   {'yes' if r['ours']['f1'] >= best_peer else 'NO'}")
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps({"windows": len(wins), "beats": int(sum(len(w[3]) for w in wins)),
+                               "records": sorted({w[0].split('#')[0] for w in wins}), "window_s": WINDOW_S,
+                               "seconds": time.perf_counter() - t0, "f1": results}, indent=1))
+    print(f"wrote {OUT} ({time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
