@@ -17,7 +17,9 @@ Pipeline (per batch, vectorised over records and leads):
      neurokit2's default `ecg_findpeaks`); one beat per region, with a floor, a 0.25-s
      refractory and the Pan-Tompkins T-wave rule (see `_pick`);
      the re-weighted pass is kept only if it raises the beats' clarity (see _clarity);
-  5. search-back in RR gaps of > 1.5 median RR for beats the weighting hid (PVCs);
+  5. search-back in RR gaps of > 1.5 median RR for beats the weighting hid (PVCs); then drop
+     detections under half an RR from a neighbour that do not look like the record's beats
+     (electrode-motion artefacts, see prune.py);
   6. refine each beat to the extremum (of the dominant polarity) of the dominant lead at
      full rate.
 Records the detector cannot trust get a flag "<key>: <detail>" instead of peaks.
@@ -29,6 +31,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal as sps
 from scipy.ndimage import uniform_filter1d
+
+from beat_ray.tokenize.prune import prune_artefacts
 
 FS_MIN, FS_MAX = 50.0, 20_000.0   # outside: a wrong sampling rate, not a different ECG
 FLAT_PTP = 0.01                   # mV peak-to-peak below which a lead carries no ECG
@@ -282,6 +286,7 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
             flag = _beat_flag(env_i, int(n_usable[i]), pd, fd)
             if not flag:
                 pd = _search_back(env[i], pd, fd)
+                pd = prune_artefacts(_filtfilt(xd[i, usable[i]], fd, BAND), pd, fd)
                 lead = _dominant_lead(e[i], pd, usable[i])
                 peaks = _refine(xs[i, lead], pd, q, fs)
                 peaks = np.unique(peaks)
