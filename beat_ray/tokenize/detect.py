@@ -32,13 +32,17 @@ import numpy as np
 from scipy import signal as sps
 from scipy.ndimage import uniform_filter1d
 
-from beat_ray.tokenize.prune import prune_artefacts
+from beat_ray.tokenize.prune import beat_correlation, prune_artefacts
 
 FS_MIN, FS_MAX = 50.0, 20_000.0   # outside: a wrong sampling rate, not a different ECG
 FLAT_PTP = 0.01                   # mV peak-to-peak below which a lead carries no ECG
 CLIP_FRAC = 0.01                  # share of samples pinned (in runs) at the lead's max or min
 RR_MIN_S, RR_MAX_S = 0.2, 3.0     # median RR outside -> heart rate < 20 or > 300 bpm
 BAND = (3.0, 15.0)                # band (Hz) of the slope whose energy makes the envelope
+HF_BAND = (8.0, 20.0)             # ... and of the energy that tells a QRS from a T wave (see _pick)
+WIDE_REGION_S = 0.2               # a supra-threshold region longer than this holds more than a QRS
+TWAVE_HF_FRAC = 0.25              # a wave this soon after a beat with under this share of its HF_BAND energy
+                                  # is its T wave, however tall (hyperkalaemia: T above R)
 SLOPE = True                      # slope (first difference) keeps wide PVCs, drops T waves
 REFRACTORY_S = 0.25
 TWAVE_S = 0.36                    # Pan-Tompkins: a small wave this soon after a beat is its T wave
@@ -56,6 +60,7 @@ SEARCH_FRAC = 0.2                 # for a peak of 0.2 x the median beat height (
                                   # 0.15 finds more PVCs but also T waves)
 MIN_PEAK_RATIO_LOW = 6.5          # QRS vs the 10th percentile of the envelope, fast rhythm, >= 3 leads
 FAST_RR_S = 0.5                   # ... fast = median RR under this (see _beat_flag)
+MIN_TRAIN, REGULAR_CV, SAME_SHAPE = 6, 0.15, 0.9   # a regular train of alike complexes (see beat_train)
 LEAD_WEIGHT_MIN = 0.1             # leads under this share of the clearest lead's QRS ratio are left out
 
 
@@ -164,9 +169,9 @@ def qrs_energy(x: np.ndarray, fs: float) -> tuple[np.ndarray, int, float]:
     return _energy(xd, fd), q, fd
 
 
-def _energy(xd: np.ndarray, fd: float) -> np.ndarray:
+def _energy(xd: np.ndarray, fd: float, band: tuple[float, float] = BAND) -> np.ndarray:
     """qrs_energy of signals already at the detection rate fd."""
-    bp = _filtfilt(xd, fd, BAND).astype(np.float32, copy=False)
+    bp = _filtfilt(xd, fd, band).astype(np.float32, copy=False)
     if SLOPE:
         bp = np.diff(bp, axis=-1, prepend=bp[..., :1])
     e = bp * bp
@@ -175,13 +180,15 @@ def _energy(xd: np.ndarray, fd: float) -> np.ndarray:
     return e
 
 
-def _pick(env: np.ndarray, fd: float, avg: np.ndarray | None = None) -> np.ndarray:
+def _pick(env: np.ndarray, fd: float, avg: np.ndarray | None = None, hf: np.ndarray | None = None) -> np.ndarray:
     """One beat per supra-threshold region of the envelope.
 
     Beyond neurokit2's local rule (1.5x the 1-s moving mean): a floor of FLOOR x the median
     region height, so a long quiet stretch (a pause, the start of a record) does not turn
-    P/T waves or noise into beats; a 0.25-s refractory keeping the larger; and the
-    Pan-Tompkins T-wave rule (within 0.36 s of a beat and under half its height: a T wave).
+    P/T waves or noise into beats; a 0.25-s refractory keeping the one with more energy in
+    HF_BAND (`hf`; the larger envelope without it): a tall peaked T wave can out-slope its QRS
+    in BAND but not above 8 Hz; and the Pan-Tompkins T-wave rule (within 0.36 s of a beat and
+    under TWAVE_FRAC of its height: a T wave).
     """
     if avg is None:
         avg = _moving_mean(env, fd)
@@ -193,8 +200,15 @@ def _pick(env: np.ndarray, fd: float, avg: np.ndarray | None = None) -> np.ndarr
     lens = ends - starts
     # short regions are noise spikes, except at the record's ends where a QRS is cut in half
     keep = (lens >= max(1, 0.4 * lens.mean())) | (starts == 0) | (ends == len(env))
-    cand = np.array([s + int(env[s:e].argmax()) for s, e in zip(starts[keep].tolist(), ends[keep].tolist())],
-                    np.int64)
+    if hf is not None and not keep.all():
+        # ... unless it is the sharpest kind of region: a narrow QRS beside wide, tall T waves
+        hf_top = np.array([hf[s:e].max() for s, e in zip(starts.tolist(), ends.tolist())])
+        keep |= hf_top >= 0.5 * np.percentile(hf_top, 90)
+    # the region's beat: its highest point, or its sharpest (hf) in a region longer than a QRS, which can
+    # hold a QRS and its tall T wave
+    wide = round(WIDE_REGION_S * fd)
+    cand = np.array([s + int((hf if hf is not None and e - s > wide else env)[s:e].argmax())
+                     for s, e in zip(starts[keep].tolist(), ends[keep].tolist())], np.int64)
     # a QRS cut by the record's ends must still look like one (filter edge transients do not)
     at_edge = ((starts == 0) | (ends == len(env)))[keep]
     cand = cand[env[cand] >= np.where(at_edge, EDGE_FLOOR, FLOOR) * _median(env[cand])]
@@ -202,15 +216,18 @@ def _pick(env: np.ndarray, fd: float, avg: np.ndarray | None = None) -> np.ndarr
     heights = env[cand].tolist()
     peaks: list[int] = []
     hs: list[float] = []
-    for p, h in zip(cand.tolist(), heights):      # Python scalars: numpy ones cost ~10x here
+    sharp = (hf[cand] if hf is not None else env[cand]).tolist()
+    last_sharp = 0.0
+    for p, h, q in zip(cand.tolist(), heights, sharp):      # Python scalars: numpy ones cost ~10x here
         if peaks and p - peaks[-1] < refr:
-            if h > hs[-1]:
-                peaks[-1], hs[-1] = p, h
+            if q > last_sharp:
+                peaks[-1], hs[-1], last_sharp = p, h, q
             continue
-        if peaks and p - peaks[-1] < twave and h < TWAVE_FRAC * hs[-1]:
+        if peaks and p - peaks[-1] < twave and (h < TWAVE_FRAC * hs[-1] or q < TWAVE_HF_FRAC * last_sharp):
             continue
         peaks.append(p)
         hs.append(h)
+        last_sharp = q
     return np.asarray(peaks, np.int64)
 
 
@@ -275,18 +292,20 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
     for i in range(n):
         flag, peaks = _record_flag(finite[i], flat[i], clipped[i], t, fs), np.zeros(0, np.int64)
         if not flag:
-            pd, env_i = _pick(env[i], fd, avg[i]), env[i]
+            hf = uniform_filter1d(_energy(xd[i, usable[i]], fd, HF_BAND).mean(0), size=max(1, round(0.04 * fd)))
+            pd, env_i = _pick(env[i], fd, avg[i], hf), env[i]
             if len(pd) and n_usable[i] > 1:           # second pass: leads weighted by their QRS clarity
                 env_w = _weighted_env(e[i], usable[i], pd, fd)
-                pd_w = _pick(env_w, fd)
+                pd_w = _pick(env_w, fd, hf=hf)
                 # ... kept unless it lowers the clarity: with frequent PVCs the weights can
                 # favour the ectopic morphology and drown the dominant beats
                 if len(pd_w) and _clarity(env_w, pd_w, fd) >= _clarity(env_i, pd, fd):
                     pd, env_i = pd_w, env_w
-            flag = _beat_flag(env_i, int(n_usable[i]), pd, fd)
+            bp = _filtfilt(xd[i, usable[i]], fd, BAND)
+            flag = _beat_flag(env_i, int(n_usable[i]), pd, fd, bp)
             if not flag:
                 pd = _search_back(env[i], pd, fd)
-                pd = prune_artefacts(_filtfilt(xd[i, usable[i]], fd, BAND), pd, fd)
+                pd = prune_artefacts(bp, pd, fd)
                 lead = _dominant_lead(e[i], pd, usable[i])
                 peaks = _refine(xs[i, lead], pd, q, fs)
                 peaks = np.unique(peaks)
@@ -305,7 +324,7 @@ def _weighted_env(e: np.ndarray, usable: np.ndarray, peaks_d: np.ndarray, fd: fl
     if not between.any():
         between[:] = True
     score = e[:, peaks_d].mean(1) / (e[:, between].mean(1) + 1e-12)   # means: medians cost 2x here
-    w = np.where(usable, score, 0.0)
+    w = np.where(usable, score, 0.0) ** 2
     w = np.where(w >= LEAD_WEIGHT_MIN * w.max(), w, 0.0)
     env = (e * w[:, None]).sum(0) / max(w.sum(), 1e-12)
     return uniform_filter1d(env, size=max(1, round(0.08 * fd)))
@@ -353,7 +372,16 @@ def _record_flag(finite: np.ndarray, flat: np.ndarray, clipped: np.ndarray, t: i
     return ""
 
 
-def _beat_flag(env: np.ndarray, n_leads: int, peaks_d: np.ndarray, fd: float) -> str:
+def beat_train(peaks_d: np.ndarray, bp: np.ndarray | None, fd: float) -> tuple[float, float] | None:
+    """(RR coefficient of variation, median correlation of each complex with the median one), or None
+    with fewer than MIN_TRAIN beats: what a reader checks first to call a strip an ECG, not noise."""
+    if bp is None or len(peaks_d) < MIN_TRAIN:
+        return None
+    rr = np.diff(peaks_d).astype(np.float64)
+    return float(rr.std() / rr.mean()), float(np.median(beat_correlation(bp, peaks_d, fd)))
+
+
+def _beat_flag(env: np.ndarray, n_leads: int, peaks_d: np.ndarray, fd: float, bp: np.ndarray | None = None) -> str:
     """Pure noise also yields 'beats'; real QRS stand far above the quiet envelope.
 
     Background = the median envelope between beats (> 0.15 s from one). Measured (median
@@ -365,6 +393,9 @@ def _beat_flag(env: np.ndarray, n_leads: int, peaks_d: np.ndarray, fd: float) ->
     diastolic baseline every ECG has: synth >= 8.1 there, 12-lead white / Einthoven-coupled
     noise / asystole <= 5.3 (300 records each). Not used at slow rates: 5x-slowed ECG (a
     wrong sampling rate) has flat stretches too (10th-percentile ratio 8-15, between <= 3.6).
+    Tall T waves raise the background too; so a record below the ratio still passes when its beats
+    form a regular train of alike complexes (`beat_train`: RR variation <= REGULAR_CV, median shape
+    correlation >= SAME_SHAPE), the criterion a reader applies; noise makes neither.
     """
     if len(peaks_d) == 0:
         return "no_beats: no QRS complex found"
@@ -376,7 +407,15 @@ def _beat_flag(env: np.ndarray, n_leads: int, peaks_d: np.ndarray, fd: float) ->
         if ratio_low >= MIN_PEAK_RATIO_LOW:
             ratio = need
     if ratio < need:
-        return f"no_beats: no QRS above the noise (peak/background {ratio:.1f} < {need:g})"
+        train = beat_train(peaks_d, bp, fd)
+        if train is None:
+            return f"no_beats: no QRS above the noise (peak/background {ratio:.1f} < {need:g})"
+        cv, corr = train
+        if cv > REGULAR_CV or corr < SAME_SHAPE:
+            return (f"no_beats: no QRS above the noise (peak/background {ratio:.1f} < {need:g}) and no regular "
+                    f"train of alike complexes (RR variation {cv:.2f}{' >' if cv > REGULAR_CV else ' <='} "
+                    f"{REGULAR_CV:g}, median shape correlation {corr:.2f}{' <' if corr < SAME_SHAPE else ' >='} "
+                    f"{SAME_SHAPE:g})")
     if len(peaks_d) < 2:
         return f"too_few_beats: {len(peaks_d)} beat found, need 2"
     return ""
