@@ -30,7 +30,8 @@ from beat_ray.tokenize.layout import TokenizerConfig, Tokens
 from beat_ray.tokenize.windows import anchors, beat_table, gather
 
 DEFAULT_CONFIG = TokenizerConfig()
-VERSION = 2          # bump when detection or windowing changes: it invalidates every cache (2: search-back, fast-rhythm noise test)
+VERSION = 3          # bump when detection or windowing changes: it invalidates every cache (2: search-back, fast-rhythm
+                     # noise test; 3: artefact pruning, HF-band QRS vs T wave, regular-train quality gate)
 CHUNK = 256          # records per pool task unit (and the pool's minimum corpus size)
 CHUNK_SAMPLES = 2_000_000   # samples per in-process batch: keeps the temporaries cache-sized
 ARRAYS = ("tokens", "beat_mask", "rr", "times", "r_peaks", "n_beats", "lead_mask")
