@@ -1,8 +1,8 @@
-"""Noise at a target SNR, as in the MIT-BIH Noise Stress Test (24, 18, 12, 6, 0, -6 dB).
+"""Noise waveforms of the NSTDB types, generated or read from real NSTDB records.
 
-The scale is set per record and per lead from signal and noise power:
-SNR = 10 log10(P_signal / P_noise). Noise is either generated (coloured to match each
-NSTDB type's spectrum) or taken from real NSTDB records (`bw`, `ma`, `em`) given by path.
+`synth_noise` makes unit-free waveforms coloured like each type; `load_nstdb` reads a real NSTDB noise
+record (bw, em, ma) from a user path. Where the noise goes and how loud it is (nst's SNR, at the
+electrodes, one realisation per record and type) is `beat_ray.data.electrodes`.
 """
 from __future__ import annotations
 
@@ -51,40 +51,6 @@ def synth_noise(kind: str, shape: tuple[int, ...], fs: float, rng: np.random.Gen
         ph = rng.uniform(0, 2 * np.pi, size=shape[:-1] + (1,))
         return np.sin(2 * np.pi * f0 * t + ph) + 0.3 * np.sin(2 * np.pi * 2 * f0 * t + 2 * ph)
     raise ValueError(f"unknown noise type {kind!r}; expected one of {NOISE_TYPES}")
-
-
-def scale_to_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """Scale noise per lead (last axis = time) so that 10 log10(Ps/Pn) == snr_db."""
-    ps = np.mean(np.asarray(signal, np.float64) ** 2, axis=-1, keepdims=True)
-    pn = np.mean(np.asarray(noise, np.float64) ** 2, axis=-1, keepdims=True)
-    gain = np.sqrt(ps / (np.maximum(pn, 1e-20) * 10.0 ** (snr_db / 10.0)))
-    return noise * gain
-
-
-def add_noise(signals: np.ndarray, kind: str, snr_db: float, fs: float, seed: int = 0,
-              nstdb: np.ndarray | None = None) -> np.ndarray:
-    """Return signals (..., 12, T) plus noise at `snr_db` per lead; NaN (absent) leads stay NaN.
-
-    With `nstdb` (a 1-D or (k, T') real noise trace at `fs`, e.g. from `load_nstdb`), random
-    segments of it are used instead of generated noise.
-    """
-    x = np.asarray(signals, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    if nstdb is not None:
-        src = np.atleast_2d(np.asarray(nstdb, dtype=np.float64))
-        T = x.shape[-1]
-        if src.shape[-1] < T:
-            reps = int(np.ceil(T / src.shape[-1]))
-            src = np.tile(src, (1, reps))
-        flat = int(np.prod(x.shape[:-1]))
-        rows = rng.integers(0, src.shape[0], size=flat)
-        starts = rng.integers(0, src.shape[-1] - T + 1, size=flat)
-        noise = np.stack([src[r, s:s + T] for r, s in zip(rows, starts)]).reshape(x.shape)
-    else:
-        noise = synth_noise(kind, x.shape, fs, rng)
-    clean = np.nan_to_num(x - x.mean(axis=-1, keepdims=True))   # signal power about its own baseline
-    out = x + scale_to_snr(clean, noise, snr_db)
-    return out.astype(np.float32)
 
 
 def load_nstdb(root: str | Path, kind: str, fs: float) -> np.ndarray:
