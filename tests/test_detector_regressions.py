@@ -22,29 +22,31 @@ def _g(t: np.ndarray, mu: float, sd: float, a: float) -> np.ndarray:
     return a * np.exp(-0.5 * ((t - mu) / sd) ** 2)
 
 
-def paced(fs: int, seconds: float = 30, rr: float = 0.833, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """VVI pacing at 72/min: one-sample spike 12 ms before a wide (LBBB-like) QRS, T 1.3 mV discordant."""
+def _strip(fs: int, seconds: float, rr: float, beat, wander: tuple[float, float], sd: float, seed: int):
+    """A single-lead strip: `beat(t, b)` added at every beat time b, plus respiration wander and white noise."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * fs)) / fs
-    x = np.zeros_like(t)
     beats = np.arange(0.5, seconds - 0.6, rr)
-    for b in beats:
-        x[int(round((b - 0.012) * fs))] += 4.0
-        x += _g(t, b - 0.03, 0.025, 0.25) + _g(t, b + 0.02, 0.04, -1.0) + _g(t, b + 0.33, 0.07, 1.3)
-    x += 0.1 * np.sin(2 * np.pi * 0.25 * t) + rng.normal(0, 0.015, len(t))
+    x = sum(beat(t, b) for b in beats) + wander[0] * np.sin(2 * np.pi * wander[1] * t) + rng.normal(0, sd, len(t))
+    return x, beats
+
+
+def paced(fs: int, seconds: float = 30, rr: float = 0.833, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """VVI pacing at 72/min: one-sample spike 12 ms before a wide (LBBB-like) QRS, T 1.3 mV discordant."""
+    def beat(t, b):
+        spike = np.zeros_like(t)
+        spike[int(round((b - 0.012) * fs))] = 4.0
+        return spike + _g(t, b - 0.03, 0.025, 0.25) + _g(t, b + 0.02, 0.04, -1.0) + _g(t, b + 0.33, 0.07, 1.3)
+    x, beats = _strip(fs, seconds, rr, beat, (0.1, 0.25), 0.015, seed)
     return x, np.round((beats + 0.02) * fs).astype(int)
 
 
 def tall_t(fs: int, seconds: float = 30, rr: float = 0.75, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Sinus at 80/min, narrow QRS (R 0.7 mV), peaked T 1.6 mV 240 ms after it."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * fs)) / fs
-    x = np.zeros_like(t)
-    beats = np.arange(0.5, seconds - 0.6, rr)
-    for b in beats:
-        x += (_g(t, b - 0.16, 0.02, 0.12) + _g(t, b - 0.02, 0.008, -0.1) + _g(t, b, 0.01, 0.7)
-              + _g(t, b + 0.02, 0.008, -0.15) + _g(t, b + 0.24, 0.035, 1.6))
-    x += 0.05 * np.sin(2 * np.pi * 0.3 * t) + rng.normal(0, 0.01, len(t))
+    def beat(t, b):
+        return (_g(t, b - 0.16, 0.02, 0.12) + _g(t, b - 0.02, 0.008, -0.1) + _g(t, b, 0.01, 0.7)
+                + _g(t, b + 0.02, 0.008, -0.15) + _g(t, b + 0.24, 0.035, 1.6))
+    x, beats = _strip(fs, seconds, rr, beat, (0.05, 0.3), 0.01, seed)
     return x, np.round(beats * fs).astype(int)
 
 
