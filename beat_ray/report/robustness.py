@@ -183,7 +183,7 @@ def table(res: list[NoiseArm], boot: Bootstrap, preset: str) -> Table:
                  ([] if one else ["Data"]) + ["Model", "Noise", "clean"] + [f"{s:g} dB" for s in snrs], rows)
 
 
-def verdict(res: list[NoiseArm], boot: Bootstrap) -> list[str]:
+def verdict(res: list[NoiseArm]) -> list[str]:
     """One line per (data, model): at how many (type, SNR) cells beatnet loses less AUC (CI > 0), more, neither."""
     lines = []
     for a in res:

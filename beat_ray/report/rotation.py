@@ -40,7 +40,7 @@ def rows_rotated(rows: pd.DataFrame) -> bool:
 
 # The studies whose rotated rows the report pools, each with its per-fold figure.
 FIGURE_STEMS = {"benchmark": "fig5_benchmark_folds", "ablations": "fig6_ablations_folds"}
-POOLED_ELSEWHERE = ("data_efficiency", "lead_attribution")    # pooled per seed by efficiency.py / attribution.py
+POOLED_ELSEWHERE = ("data_efficiency", "lead_attribution", "noise_robustness")   # efficiency.py, attribution.py, robustness.py
 
 
 def not_pooled(study: Study) -> str | None:

@@ -37,11 +37,14 @@ class Summary:
     n_rows: int
     table: tables.Table
     figures: list[Path] = field(default_factory=list)     # PNGs (a PDF of each lies beside it)
+    verdict: list[str] = field(default_factory=list)      # one-line readings of the table (noise robustness)
 
     def text(self, width: int = 100) -> str:
         lines = [f"== {self.study}/{self.preset}: {self.n_rows} trials ==", "", self.table.title,
                  self.table.markdown(title=False).split("\n", 2)[2].rstrip(), ""]
         lines += textwrap.wrap(f"Protocol: {self.table.caption}", width)
+        for v in self.verdict:
+            lines += textwrap.wrap(f"Verdict: {v}", width)
         lines += [f"figure: {shown(p)}" for p in self.figures] or ["figure: none for this study (table above)"]
         return "\n".join(lines)
 
@@ -85,6 +88,7 @@ def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N
     if why := rotation.not_pooled(s):
         raise ResultsError([why])
     draw = None                  # the figure function, waiting only for its output folder
+    verdict: list[str] = []
     if s.name == "data_efficiency":             # official split or rotated: pooled per seed there
         curves = efficiency.curves(s, boot)
         table = efficiency.table(curves, boot, s.preset)
@@ -93,15 +97,16 @@ def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N
         res = attribution.results(s, boot)
         table = attribution.table(res, boot, s.preset)
         draw = partial(attribution.figure, res)
+    elif s.name == "noise_robustness":
+        res = robustness.arms(s, boot)
+        table = robustness.table(res, boot, s.preset)
+        verdict = robustness.verdict(res)
+        draw = partial(robustness.figure, res, figures.palette(a.model for a in res))
     elif rotation.rows_rotated(s.rows):
         res = rotation.pooled_results(s, boot)
         table = rotation.table(res, boot, s.preset, f"{s.name}_summary", f"{s.name}, preset {s.preset}",
                                "Test macro-AUC pooled over the fold rotation.")
         draw = partial(rotation.figure, res, stem=rotation.FIGURE_STEMS[s.name], title=f"{s.name}, preset {s.preset}")
-    elif s.name == "noise_robustness":
-        res = robustness.arms(s, boot)
-        table = robustness.table(res, boot, s.preset)
-        draw = partial(robustness.figure, res, figures.palette(a.model for a in res))
     elif s.name == "benchmark":
         table = tables.benchmark(an.benchmark(s, boot), boot, s.preset)
     else:
@@ -112,4 +117,4 @@ def summarize(folder: str | Path, out: str | Path | None = None, n_boot: int = N
             with figures.style():
                 return draw(out=tmp)
         pngs = [out / f for f in atomic_render(out, render) if f.endswith(".png")]
-    return Summary(s.name, s.preset, len(s.rows), table, pngs)
+    return Summary(s.name, s.preset, len(s.rows), table, pngs, verdict)
