@@ -225,6 +225,12 @@ def test_cost_noise_and_attention_tables(built):
     # beatnet's bw AUC at 0 dB is never below resnet's in a resample (equal where no misordered pair is drawn)
     assert r.delta[("bw", 0.0)].lo == 0 and r.delta[("bw", 0.0)].hi > 0.125
     assert arms["beatnet"].delta == {} and r.pooled_over == "2 seeds on test fold 10"
+    from beat_ray.report.robustness import verdict
+    (line,) = verdict(nums["noise"])
+    # 2 seeds of 8 identical records: no CI excludes 0; the largest difference is bw's (0 or -6 dB: a tie)
+    assert line.startswith("synth/all, beatnet vs resnet1d_wang: beatnet loses less AUC at 0 of 6 (type, SNR) "
+                           "cells and more at 0"), line
+    assert "largest Δ robustness +0.125 [+0.000, " in line and "(bw " in line and "smallest +0.000" in line
     res = {r.model: r for r in nums["attribution"]}
     att = res["beatnet"]
     assert att.data == "synth/all" and att.rhythm == ["SR", "AFIB"] and att.n_seeds == 2

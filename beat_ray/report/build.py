@@ -150,6 +150,9 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
     attr = attribution.results(studies["lead_attribution"], boot) if "lead_attribution" in studies else None
     if attr is not None:
         tabs.append(attribution.table(attr, boot, preset))
+    noise = robustness.arms(studies["noise_robustness"], boot) if "noise_robustness" in studies else None
+    if noise is not None:
+        tabs.append(robustness.table(noise, boot, preset))
     for t in tabs:
         for ext, text in ((".md", t.markdown()), (".tex", t.latex())):
             (out / f"{t.name}{ext}").write_text(text, encoding="utf-8")
@@ -159,6 +162,9 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
         if curves is not None:
             files += efficiency.figure(curves, figures.palette(c.model for c in curves), out)
             figs.append(("fig1_data_efficiency", "data_efficiency"))
+        if noise is not None:
+            files += robustness.figure(noise, figures.palette(a.model for a in noise), out)
+            figs.append(("fig2_noise_robustness", "noise_robustness"))
         if attr is not None:
             files += attribution.figure(attr, out)
             figs.append(("fig3_interpretability", "lead_attribution"))
