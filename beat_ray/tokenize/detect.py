@@ -16,7 +16,7 @@ Pipeline (per batch, vectorised over records and leads):
   4. QRS regions are where the envelope exceeds 1.5x its 1-s moving mean (the rule of
      neurokit2's default `ecg_findpeaks`); one beat per region, with a floor, a 0.25-s
      refractory and the Pan-Tompkins T-wave rule (see `_pick`);
-     the re-weighted pass is kept only if it raises the beats' clarity (see _clarity);
+     the re-weighted pass is kept only if it raises the beats' clarity (see clarity);
   5. search-back in RR gaps of > 1.5 median RR for beats the weighting hid (PVCs); then drop
      detections under half an RR from a neighbour that do not look like the record's beats
      (electrode-motion artefacts, see prune.py);
@@ -32,12 +32,19 @@ import numpy as np
 from scipy import signal as sps
 from scipy.ndimage import uniform_filter1d
 
-from beat_ray.tokenize.prune import beat_correlation, prune_artefacts
+from beat_ray.tokenize.prune import prune_artefacts
+from beat_ray.tokenize.quality import (
+    FLAT_PTP,
+    beat_flag,
+    clarity,
+    fast_median,
+    off_beat,
+    rate_flag,
+    record_flag,
+)
 
 FS_MIN, FS_MAX = 50.0, 20_000.0   # outside: a wrong sampling rate, not a different ECG
-FLAT_PTP = 0.01                   # mV peak-to-peak below which a lead carries no ECG
 CLIP_FRAC = 0.01                  # share of samples pinned (in runs) at the lead's max or min
-RR_MIN_S, RR_MAX_S = 0.2, 3.0     # median RR outside -> heart rate < 20 or > 300 bpm
 BAND = (3.0, 15.0)                # band (Hz) of the slope whose energy makes the envelope
 HF_BAND = (8.0, 20.0)             # ... and of the energy that tells a QRS from a T wave (see _pick)
 WIDE_REGION_S = 0.2               # a supra-threshold region longer than this holds more than a QRS
@@ -50,17 +57,12 @@ TWAVE_FRAC = 0.1                  # ... "small" = under this share of its envelo
                                   # coupling reach only 0.2, so the classic 0.5 would drop them)
 FLOOR = 0.1                       # candidates below this share of the median QRS height are not beats
 EDGE_FLOOR = 0.3                  # the same for a candidate cut by the start or end of the record
-MIN_PEAK_RATIO = 8.0              # QRS vs between-beat envelope, 1-2 leads (see _beat_flag)
-MIN_PEAK_RATIO_MULTI = 4.0        # the same with >= 3 usable leads
 ENERGY_CAP = 50.0                 # per-lead normalised energy cap in the consensus
 SEARCH_GAP = 1.5                  # search-back (see _search_back) in RR gaps over this x median RR,
 SEARCH_T_S, SEARCH_AFTER = 0.25, 0.45   # from max(0.25 s, 0.45 RR) after the previous beat
 SEARCH_BEFORE = 0.75              # to 0.75 RR before the next (PVC coupling 0.53-0.72 RR, pause 1.2-1.5 RR),
 SEARCH_FRAC = 0.2                 # for a peak of 0.2 x the median beat height (T waves there: 99% < 0.2;
                                   # 0.15 finds more PVCs but also T waves)
-MIN_PEAK_RATIO_LOW = 6.5          # QRS vs the 10th percentile of the envelope, fast rhythm, >= 3 leads
-FAST_RR_S = 0.5                   # ... fast = median RR under this (see _beat_flag)
-MIN_TRAIN, REGULAR_CV, SAME_SHAPE = 6, 0.15, 0.9   # a regular train of alike complexes (see beat_train)
 LEAD_WEIGHT_MIN = 0.1             # leads under this share of the clearest lead's QRS ratio are left out
 
 
@@ -73,14 +75,6 @@ def check_fs(fs: float) -> float:
     if not np.isfinite(fs) or not FS_MIN <= fs <= FS_MAX:
         raise ValueError(f"implausible sampling rate fs={fs!r} Hz (expected {FS_MIN:g}-{FS_MAX:g})")
     return fs
-
-
-def _median(a: np.ndarray, axis: int = -1) -> np.ndarray:
-    """np.median (same values) by a full sort: np.median's checks cost ~20-50 us a call, more
-    than the sort of the <= 100 values it gets here, and detection calls it ~10 times a record."""
-    v = np.sort(a, axis=axis)
-    n = v.shape[axis]
-    return (np.take(v, (n - 1) // 2, axis=axis) + np.take(v, n // 2, axis=axis)) / 2
 
 
 def lead_quality(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -211,7 +205,7 @@ def _pick(env: np.ndarray, fd: float, avg: np.ndarray | None = None, hf: np.ndar
                      for s, e in zip(starts[keep].tolist(), ends[keep].tolist())], np.int64)
     # a QRS cut by the record's ends must still look like one (filter edge transients do not)
     at_edge = ((starts == 0) | (ends == len(env)))[keep]
-    cand = cand[env[cand] >= np.where(at_edge, EDGE_FLOOR, FLOOR) * _median(env[cand])]
+    cand = cand[env[cand] >= np.where(at_edge, EDGE_FLOOR, FLOOR) * fast_median(env[cand])]
     refr, twave = REFRACTORY_S * fd, TWAVE_S * fd
     heights = env[cand].tolist()
     peaks: list[int] = []
@@ -244,9 +238,9 @@ def _refine(x: np.ndarray, peaks_d: np.ndarray, q: int, fs: float) -> np.ndarray
     centre = peaks_d * q + q // 2
     idx = np.clip(centre[:, None] + np.arange(-half, half + 1), 0, len(x) - 1)
     seg = x[idx]
-    seg = seg - _median(seg, axis=1)[:, None]
+    seg = seg - fast_median(seg, axis=1)[:, None]
     hi, lo = seg.max(1), -seg.min(1)
-    sign = 1.0 if _median(hi) >= _median(lo) else -1.0
+    sign = 1.0 if fast_median(hi) >= fast_median(lo) else -1.0
     return idx[np.arange(len(idx)), np.argmax(sign * seg, axis=1)].astype(np.int64)
 
 
@@ -290,7 +284,7 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
     peaks_out: list[np.ndarray] = []
     flags: list[str] = []
     for i in range(n):
-        flag, peaks = _record_flag(finite[i], flat[i], clipped[i], t, fs), np.zeros(0, np.int64)
+        flag, peaks = record_flag(finite[i], flat[i], clipped[i], t, fs), np.zeros(0, np.int64)
         if not flag:
             hf = uniform_filter1d(_energy(xd[i, usable[i]], fd, HF_BAND).mean(0), size=max(1, round(0.04 * fd)))
             pd, env_i = _pick(env[i], fd, avg[i], hf), env[i]
@@ -299,17 +293,17 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
                 pd_w = _pick(env_w, fd, hf=hf)
                 # ... kept unless it lowers the clarity: with frequent PVCs the weights can
                 # favour the ectopic morphology and drown the dominant beats
-                if len(pd_w) and _clarity(env_w, pd_w, fd) >= _clarity(env_i, pd, fd):
+                if len(pd_w) and clarity(env_w, pd_w, fd) >= clarity(env_i, pd, fd):
                     pd, env_i = pd_w, env_w
             bp = _filtfilt(xd[i, usable[i]], fd, BAND)
-            flag = _beat_flag(env_i, int(n_usable[i]), pd, fd, bp)
+            flag = beat_flag(env_i, int(n_usable[i]), pd, fd, bp)
             if not flag:
                 pd = _search_back(env[i], pd, fd)
                 pd = prune_artefacts(bp, pd, fd)
                 lead = _dominant_lead(e[i], pd, usable[i])
                 peaks = _refine(xs[i, lead], pd, q, fs)
                 peaks = np.unique(peaks)
-                flag = _rate_flag(peaks, fs)
+                flag = rate_flag(peaks, fs)
         if flag:
             peaks = np.zeros(0, np.int64)
         peaks_out.append(peaks)
@@ -320,7 +314,7 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
 def _weighted_env(e: np.ndarray, usable: np.ndarray, peaks_d: np.ndarray, fd: float) -> np.ndarray:
     """Consensus envelope with each lead weighted by its QRS-to-background ratio at the
     first-pass beats, so one noisy lead (a loose electrode) cannot add its noise peaks."""
-    between = _between(e.shape[-1], peaks_d, round(0.15 * fd))
+    between = off_beat(e.shape[-1], peaks_d, round(0.15 * fd))
     if not between.any():
         between[:] = True
     score = e[:, peaks_d].mean(1) / (e[:, between].mean(1) + 1e-12)   # means: medians cost 2x here
@@ -342,11 +336,11 @@ def _search_back(env: np.ndarray, peaks_d: np.ndarray, fd: float) -> np.ndarray:
     if len(peaks_d) < 3:
         return peaks_d
     d = np.diff(peaks_d)
-    rr = float(_median(d))
+    rr = float(fast_median(d))
     gaps = np.flatnonzero(d > SEARCH_GAP * rr)
     if len(gaps) == 0:
         return peaks_d
-    height = float(_median(env[peaks_d]))
+    height = float(fast_median(env[peaks_d]))
     add = []
     for g in gaps:
         a = peaks_d[g] + int(max(SEARCH_T_S * fd, SEARCH_AFTER * rr))
@@ -359,99 +353,9 @@ def _search_back(env: np.ndarray, peaks_d: np.ndarray, fd: float) -> np.ndarray:
     return np.sort(np.concatenate([peaks_d, np.asarray(add, np.int64)])) if add else peaks_d
 
 
-def _record_flag(finite: np.ndarray, flat: np.ndarray, clipped: np.ndarray, t: int, fs: float) -> str:
-    if t < 2 * RR_MIN_S * fs:
-        return f"too_short: {t} samples ({t / fs:.2f} s) cannot hold two beats"
-    if not finite.any():
-        return "non_finite: NaN/inf samples in every lead"
-    ok = finite & ~flat
-    if not ok.any():
-        return f"flat: every finite lead is flat (peak-to-peak < {FLAT_PTP:g} mV)"
-    if not (ok & ~clipped).any():
-        return f"clipping: every non-flat lead is clipped ({int(clipped.sum())} leads)"
-    return ""
-
-
-def beat_train(peaks_d: np.ndarray, bp: np.ndarray | None, fd: float) -> tuple[float, float] | None:
-    """(RR coefficient of variation, median correlation of each complex with the median one), or None
-    with fewer than MIN_TRAIN beats: what a reader checks first to call a strip an ECG, not noise."""
-    if bp is None or len(peaks_d) < MIN_TRAIN:
-        return None
-    rr = np.diff(peaks_d).astype(np.float64)
-    return float(rr.std() / rr.mean()), float(np.median(beat_correlation(bp, peaks_d, fd)))
-
-
-def _beat_flag(env: np.ndarray, n_leads: int, peaks_d: np.ndarray, fd: float, bp: np.ndarray | None = None) -> str:
-    """Pure noise also yields 'beats'; real QRS stand far above the quiet envelope.
-
-    Background = the median envelope between beats (> 0.15 s from one). Measured (median
-    envelope at the beats / that): real 12-lead ECG >= 11, synth >= 7.6, single-lead noise
-    <= 7.3, noise in >= 3 independent leads <= 3.3 (the consensus averages it down).
-    A fast rhythm (median RR < FAST_RR_S) leaves little diastole outside +-0.15 s, so
-    'between' is mostly T wave and wide-QRS tails (synth STACH + LBBB at 150 bpm: 3.9). With
-    >= 3 leads such a record may pass instead on the 10th percentile of the envelope, the
-    diastolic baseline every ECG has: synth >= 8.1 there, 12-lead white / Einthoven-coupled
-    noise / asystole <= 5.3 (300 records each). Not used at slow rates: 5x-slowed ECG (a
-    wrong sampling rate) has flat stretches too (10th-percentile ratio 8-15, between <= 3.6).
-    Tall T waves raise the background too; so a record below the ratio still passes when its beats
-    form a regular train of alike complexes (`beat_train`: RR variation <= REGULAR_CV, median shape
-    correlation >= SAME_SHAPE), the criterion a reader applies; noise makes neither.
-    """
-    if len(peaks_d) == 0:
-        return "no_beats: no QRS complex found"
-    height = float(_median(env[peaks_d]))
-    ratio = _clarity(env, peaks_d, fd, height)
-    need = MIN_PEAK_RATIO if n_leads < 3 else MIN_PEAK_RATIO_MULTI
-    if ratio < need and n_leads >= 3 and len(peaks_d) > 2 and _median(np.diff(peaks_d)) < FAST_RR_S * fd:
-        ratio_low = height / (float(np.percentile(env, 10)) + 1e-12)
-        if ratio_low >= MIN_PEAK_RATIO_LOW:
-            ratio = need
-    if ratio < need:
-        train = beat_train(peaks_d, bp, fd)
-        if train is None:
-            return f"no_beats: no QRS above the noise (peak/background {ratio:.1f} < {need:g})"
-        cv, corr = train
-        if cv > REGULAR_CV or corr < SAME_SHAPE:
-            return (f"no_beats: no QRS above the noise (peak/background {ratio:.1f} < {need:g}) and no regular "
-                    f"train of alike complexes (RR variation {cv:.2f}{' >' if cv > REGULAR_CV else ' <='} "
-                    f"{REGULAR_CV:g}, median shape correlation {corr:.2f}{' <' if corr < SAME_SHAPE else ' >='} "
-                    f"{SAME_SHAPE:g})")
-    if len(peaks_d) < 2:
-        return f"too_few_beats: {len(peaks_d)} beat found, need 2"
-    return ""
-
-
-def _clarity(env: np.ndarray, peaks_d: np.ndarray, fd: float, height: float | None = None) -> float:
-    """Median envelope at the beats / median envelope between them (> 0.15 s from a beat:
-    a wide QRS plus the 80-ms smoothing)."""
-    if height is None:
-        height = float(_median(env[peaks_d]))
-    between = _between(len(env), peaks_d, round(0.15 * fd))
-    return height / (float(_median(env[between] if between.any() else env)) + 1e-12)
-
-
-def _between(n: int, peaks_d: np.ndarray, h: int) -> np.ndarray:
-    """Samples farther than h from every peak (peaks sorted): one vectorised pass."""
-    pos = np.arange(n)
-    j = np.searchsorted(peaks_d, pos)
-    left = np.abs(pos - peaks_d[np.maximum(j - 1, 0)])
-    right = np.abs(peaks_d[np.minimum(j, len(peaks_d) - 1)] - pos)
-    return np.minimum(left, right) > h
-
-
-def _rate_flag(peaks: np.ndarray, fs: float) -> str:
-    if len(peaks) < 2:
-        return f"too_few_beats: {len(peaks)} beat found, need 2"
-    rr = float(_median(np.diff(peaks))) / fs
-    if not RR_MIN_S <= rr <= RR_MAX_S:
-        return (f"implausible_rate: median RR {rr:.3f} s ({60 / rr:.0f} bpm) at fs={fs:g} Hz; "
-                "wrong sampling rate?")
-    return ""
-
-
 def _dominant_lead(e: np.ndarray, peaks_d: np.ndarray, usable: np.ndarray) -> int:
     """The usable lead with the largest median normalised QRS energy at the detections."""
-    score = _median(e[:, peaks_d], axis=1)
+    score = fast_median(e[:, peaks_d], axis=1)
     score[~usable] = -np.inf
     return int(np.argmax(score))
 
