@@ -158,8 +158,9 @@ def make_batch(data: TrialData, idx: np.ndarray, *, train: bool, rng: np.random.
         return {k: torch.from_numpy(np.ascontiguousarray(v[back]))
                 for k, v in data.tokens.batch(sorted_idx).items()}
     x = np.asarray(data.ds.signals[sorted_idx])[back]
-    if noise:
-        x = _noisy(data, x, idx, noise, int(rng.integers(2**31)) if noise_seed is None else noise_seed)
+    draw = int(rng.integers(2**31))     # drawn with or without noise: the crop positions below stay those of
+    if noise:                           # every earlier commit, so committed signal-model rows reproduce
+        x = _noisy(data, x, idx, noise, draw if noise_seed is None else noise_seed)
     if data.input_kind == "tokens":
         tk = tokenize(x, fs, data.tok_config)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tk.batch(slice(None)).items()}
