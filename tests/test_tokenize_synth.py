@@ -15,6 +15,7 @@ synth = pytest.importorskip("beat_ray.data.synth")
 electrodes = pytest.importorskip("beat_ray.data.electrodes")
 
 SETS = {100: (300, 7), 500: (100, 4)}      # fs: (records, seed)
+EM_6DB = 0.94     # measured 12-lead Se 0.969/0.963, PPV 0.949/0.946 at 100/500 Hz (graded synth)
 
 
 @pytest.fixture(scope="module", params=sorted(SETS))
@@ -55,9 +56,9 @@ def test_12_and_6db_consensus_beats_lead_i(ds, kind):
         multi, lead_i = score(ds, x), score(ds, x[:, :1])
         print(f"\nsynth {ds.fs} Hz {kind} {snr:g} dB: 12-lead Se {multi['se']:.4f} PPV {multi['ppv']:.4f} "
               f"F1 {multi['f1']:.4f} | lead I Se {lead_i['se']:.4f} PPV {lead_i['ppv']:.4f} F1 {lead_i['f1']:.4f}")
-        # electrode motion at 6 dB moves one or two electrodes by as much as a QRS: measured 12-lead Se 0.971,
-        # PPV 0.948-0.958 (synth 100 and 500 Hz), lead I alone F1 0.88-0.89
-        bar = 0.94 if (kind, snr) == ("em", 6.0) else 0.98
+        # electrode motion moves one or two electrodes by as much as a QRS. On the graded synth (issue J part 3)
+        # measured 12-lead Se/PPV at 12 dB 0.990/0.979 (100 Hz) and 0.986/0.978 (500 Hz); at 6 dB see EM_6DB
+        bar = {("em", 12.0): 0.97, ("em", 6.0): EM_6DB}.get((kind, snr), 0.98)
         assert multi["se"] >= bar and multi["ppv"] >= bar, multi
         if snr == 6.0:
             assert multi["f1"] > lead_i["f1"], (multi, lead_i)

@@ -204,6 +204,9 @@ def prepare(dataset: str, root: str | Path | None = None, task: str | None = Non
     config = {"dataset": dataset, "root": str(Path(root).resolve()) if root else None, "task": task,
               "fs": int(fs), "seconds": float(seconds), "seed": int(seed), "min_seconds": float(min_seconds),
               "source_kwargs": source_kwargs, "version": PREP_VERSION}
+    if dataset == "synth":          # its defaults live in code: a new generator must not reuse old caches
+        from beat_ray.data.synth import GENERATOR_VERSION
+        config["synth_generator"] = GENERATOR_VERSION
     cache_root = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache_root / f"{dataset}-{task}-{fs}hz-{config_key(config)}"
     with _locked(cache_root / f".{path.name}.lock"):

@@ -6,7 +6,8 @@ whose labels are *caused* by measurable features. Every record is a 3-D cardiac 
 every class changes something a cardiologist (and a BEAT-Net encoder) could see:
 
   rhythm     (needs the beat sequence)   SR, SBRAD, STACH, AFIB (irregular RR, no P, f-waves), PVC
-  morphology (visible in one beat)       LVH (Sokolow-Lyon > 3.5 mV), STD (diffuse ST depression),
+  morphology (visible in one beat)       LVH (voltage and QRS width grow with LV mass; notched QRS),
+                                         STD (diffuse ST depression),
                                          TINV (T inverted in I, II, V3-V6)
   territory  (needs the lead pattern)    IMI (Q + ST up in II/III/aVF), AMI (V1-V4), RBBB, LBBB
 
@@ -14,6 +15,14 @@ Labels: exactly one of SR/SBRAD/STACH/AFIB per record, PVC optional on top of a 
 Structural disease (LVH, IMI, AMI, RBBB/LBBB, mutually exclusive BBBs) is a *patient* property,
 shared by the patient's `records_per_patient` records together with their heart axis and wave
 amplitudes; rhythm, PVC, STD and TINV are drawn per record (they come and go).
+
+Difficulty (issue J: all models scored 0.99 on the first synth, so a positive control could not
+show a graded effect): findings are graded and the label is a threshold on them, with many
+borderline records on both sides (`synth_labels.py`); conditions co-occur; patients differ in
+axis (`axis_sd_deg`), habitus (`habitus_sd`) and rate (each rhythm's rate band touches the next);
+LVH fragments the QRS with a notch whose place and sign change from beat to beat, so it takes a
+nonlinear beat encoder to see; and a stated share of labels is wrong (`label_noise`, exact per
+class). `extras["labels_true"]` is the ground truth, `extras["labels_all"]` the annotated labels.
 
 Ground truth in `extras`: every R peak (the sample of maximum noise-free 12-lead energy
 sum(x^2) within +-60 ms of the beat's R-wave centre, i.e. what an energy-based QRS detector
@@ -35,11 +44,22 @@ import numpy as np
 from beat_ray.data.dataset import ECGDataset
 from beat_ray.data.leads import LEADS
 from beat_ray.data.splits import stratified_group_folds
+from beat_ray.data.synth_labels import (
+    CLASSES_ALL,
+    GRADED,
+    RHYTHMS,
+    SUPERDIAGNOSTIC,
+    SYNTH_TASKS,
+    annotate,
+    sample_conditions,
+    task_labels,
+)
 from beat_ray.data.synth_waves import (
     DOWER,
     PVC_BEAT,
     ST,
     U_FWAVE,
+    N,
     P,
     T,
     Templates,
@@ -48,10 +68,8 @@ from beat_ray.data.synth_waves import (
     unit,
 )
 
-SYNTH_TASKS = ("all", "superdiagnostic", "rhythm")
-RHYTHMS = ("SR", "SBRAD", "STACH", "AFIB")
-CLASSES_ALL = (*RHYTHMS, "PVC", "LVH", "STD", "TINV", "IMI", "AMI", "RBBB", "LBBB")
-SUPERDIAGNOSTIC = ("NORM", "MI", "STTC", "CD", "HYP")
+__all__ = ["CLASSES_ALL", "CLASS_GROUPS", "GRADED", "RHYTHMS", "SUPERDIAGNOSTIC", "SYNTH_TASKS", "SynthConfig",
+           "generate", "task_labels"]
 CLASS_GROUPS: dict[str, str] = {
     **{c: "rhythm" for c in (*RHYTHMS, "PVC")},
     **{c: "morphology" for c in ("LVH", "STD", "TINV", "STTC", "HYP")},
@@ -64,7 +82,8 @@ DEFAULT_PREVALENCE: tuple[tuple[str, float], ...] = (
     ("SR", 0.62), ("SBRAD", 0.12), ("STACH", 0.12), ("AFIB", 0.14), ("PVC", 0.18),
     ("LVH", 0.12), ("IMI", 0.10), ("AMI", 0.10), ("RBBB", 0.08), ("LBBB", 0.06),
     ("STD", 0.12), ("TINV", 0.12))
-HEART_RATE = {"SR": (62, 98), "SBRAD": (40, 57), "STACH": (103, 150), "AFIB": (70, 140)}  # bpm
+HEART_RATE = {"SR": (60, 100), "SBRAD": (42, 60), "STACH": (100, 150), "AFIB": (60, 150)}  # bpm, bands touch
+GENERATOR_VERSION = 2          # bump when the same SynthConfig gives other bytes (prepare's cache key)
 CHUNK = 256                   # records rendered at once; fixed, so output never depends on it
 WINDOW = (0.3, 0.75)          # a beat is drawn from R - 0.3 s to R + 0.75 s
 PEAK_HALF_WINDOW = 0.06       # s, R-peak search around the R-wave centre
@@ -83,47 +102,21 @@ class SynthConfig:
     baseline_wander_mv: float = 0.05                # amplitude of each of two < 0.5 Hz sinusoids per lead
     hrv: float = 0.02                               # sinus beat-to-beat RR jitter (sd, fraction of RR)
     rsa: float = 0.03                               # respiratory sinus arrhythmia (fraction of RR)
-    af_rr_cv: tuple[float, float] = (0.18, 0.32)    # per-record AF RR coefficient of variation range
-    fwave_mv: tuple[float, float] = (0.07, 0.12)    # AF f-wave dipole amplitude (~0.8x that in II, V1)
+    af_rr_cv: tuple[float, float] = (0.10, 0.30)    # per-record AF RR coefficient of variation range
+    fwave_mv: tuple[float, float] = (0.03, 0.12)    # AF f-wave dipole amplitude (~0.8x that in II, V1)
     prevalence: tuple[tuple[str, float], ...] = DEFAULT_PREVALENCE
     # Positive control for lead attribution (issue I): P waves and AF f-waves appear in this lead only
     # (drawn as lead II would see them), AF's RR is regular and at sinus rates, so SR vs AFIB is told
     # apart by that one lead alone. Unphysical on purpose: Einthoven's law no longer holds for it.
     atrial_lead: str | None = None
     atrial_gain: float = 3.0                        # atrial amplitude x this in the control, so models can learn it
-
-
-# ---------------------------------------------------------------------------------- labels
-def sample_labels(rng: np.random.Generator, patient: np.ndarray, prevalence: dict[str, float]) -> np.ndarray:
-    """(n, len(CLASSES_ALL)) bool, drawn as described in the module docstring."""
-    n, n_pat = len(patient), int(patient.max()) + 1
-    p_rhythm = np.array([prevalence[c] for c in RHYTHMS])
-    rhythm = rng.choice(len(RHYTHMS), size=n, p=p_rhythm / p_rhythm.sum())
-    lab = {c: rhythm == i for i, c in enumerate(RHYTHMS)}
-    lab["PVC"] = ~lab["AFIB"] & (rng.random(n) < prevalence["PVC"])
-    for c in ("LVH", "IMI", "AMI"):
-        lab[c] = (rng.random(n_pat) < prevalence[c])[patient]
-    bbb = rng.choice(3, size=n_pat, p=[1 - prevalence["RBBB"] - prevalence["LBBB"],
-                                       prevalence["RBBB"], prevalence["LBBB"]])[patient]
-    lab["RBBB"], lab["LBBB"] = bbb == 1, bbb == 2
-    for c in ("STD", "TINV"):
-        lab[c] = rng.random(n) < prevalence[c]
-    return np.stack([lab[c] for c in CLASSES_ALL], 1)
-
-
-def task_labels(labels_all: np.ndarray, task: str) -> tuple[np.ndarray, list[str]]:
-    """Project the "all" matrix onto a task: superdiagnostic groups as in PTB-XL, or the rhythm classes."""
-    col = {c: labels_all[:, i].astype(bool) for i, c in enumerate(CLASSES_ALL)}
-    if task == "all":
-        return labels_all.astype(np.uint8), list(CLASSES_ALL)
-    if task == "rhythm":
-        return np.stack([col[c] for c in (*RHYTHMS, "PVC")], 1).astype(np.uint8), [*RHYTHMS, "PVC"]
-    if task == "superdiagnostic":
-        mi, sttc = col["IMI"] | col["AMI"], col["STD"] | col["TINV"]
-        cd, hyp = col["RBBB"] | col["LBBB"], col["LVH"]
-        norm = ~(mi | sttc | cd | hyp)
-        return np.stack([norm, mi, sttc, cd, hyp], 1).astype(np.uint8), list(SUPERDIAGNOSTIC)
-    raise ValueError(f"unknown synth task {task!r}; expected one of {SYNTH_TASKS}")
+    # Difficulty (issue J). All zero gives all-or-nothing findings and the models' 0.99 ceiling.
+    axis_sd_deg: float = 25.0                       # patients' frontal heart axis, sd (clipped at 2.5 sd)
+    tilt_sd_deg: float = 10.0                       # patients' 3-D heart orientation, sd of the rotation
+    habitus_sd: float = 0.2                         # patients' amplitude scale, log-sd (chest wall, body size)
+    subthreshold: float = 0.25                      # share of records without a finding that carry a sub-threshold form
+    notch_mv: float = 0.3                           # LVH's beat-varying QRS notch at severity 1 (dipole mV)
+    label_noise: float = 0.03                       # per class, this share of positives mislabelled (and as many negatives)
 
 
 # ---------------------------------------------------------------------------------- rhythm
@@ -174,13 +167,19 @@ def _energy_matrix() -> np.ndarray:
 
 
 def render_dipole(tm: Templates, rec: np.ndarray, row: np.ndarray, t: np.ndarray, types: np.ndarray,
-                  rr_prev: np.ndarray, n: int, fs: int, n_samples: int, waves: list[int] | None = None) -> np.ndarray:
+                  rr_prev: np.ndarray, n: int, fs: int, n_samples: int, waves: list[int] | None = None,
+                  notch: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Sum every beat's Gaussians into (n, 3, n_samples), all beats at once.
 
     Per beat: `rec` its record (template row), `row` its output row, `t` its R time in s.
-    `waves`: only these wave indices (e.g. [P]); the sum is linear in them.
+    `waves`: only these wave indices (e.g. [P]); the sum is linear in them. `notch`: per beat, where
+    in the QRS (0 = onset, 1 = offset) the notch wave N sits and its sign (+-1).
     """
     vec, cen, sig = tm.vec[rec, types], tm.cen[rec, types].copy(), tm.sig[rec, types].copy()
+    if notch is not None:
+        on, off = tm.qrs_on[rec, types], tm.qrs_off[rec, types]
+        cen[:, N] = on + notch[0] * (off - on)
+        vec[:, N] *= notch[1][:, None]
     if waves is not None:
         keep = np.zeros(vec.shape[1], np.float32)
         keep[waves] = 1.0
@@ -233,7 +232,8 @@ def _render_chunk(cfg: SynthConfig, sl: slice, tm: Templates, t: np.ndarray, typ
     rec, b = np.nonzero(keep[sl])
     t_b, type_b, rr_b = t[sl][rec, b], types[sl][rec, b], rr_prev[sl][rec, b]
     rec_all, type_b_all = rec, type_b
-    dip = render_dipole(tm, rec + sl.start, rec, t_b, type_b, rr_b, m, fs, n_samples)
+    notch = (extra["notch_at"][sl][rec, b], extra["notch_sign"][sl][rec, b])
+    dip = render_dipole(tm, rec + sl.start, rec, t_b, type_b, rr_b, m, fs, n_samples, notch=notch)
     # ground-truth R peak: argmax of the noise-free 12-lead energy near the R-wave centre
     e = np.square(np.einsum("ij,njt->nit", _energy_matrix(), dip)).sum(1)          # (m, T)
     centre = np.round(t_b * fs).astype(np.int64)
@@ -284,10 +284,11 @@ def generate(config: SynthConfig = SynthConfig(), task: str = "all") -> ECGDatas
     n, fs, n_samples = cfg.n_records, int(cfg.fs), round(cfg.seconds * cfg.fs)
     rng = np.random.default_rng(cfg.seed)
     patient = np.arange(n) // cfg.records_per_patient
-    labels_all = sample_labels(rng, patient, prevalence)
-    lab = {c: labels_all[:, i] for i, c in enumerate(CLASSES_ALL)}
-    tm = beat_templates(rng, patient, lab)
+    truth, sev = sample_conditions(rng, patient, prevalence, cfg.subthreshold)
+    lab = {c: truth[:, i] for i, c in enumerate(CLASSES_ALL)}
+    tm = beat_templates(rng, patient, lab, sev, cfg.axis_sd_deg, cfg.tilt_sd_deg, cfg.habitus_sd, cfg.notch_mv)
     t, types, rr_prev, keep = beat_times(rng, cfg, lab)
+    labels_all = annotate(truth, cfg.label_noise, np.random.default_rng([cfg.seed, 2]))
     # every other per-record draw happens here, so rendering in chunks cannot change the bytes
     extra = {"af": lab["AFIB"],
              "f0": rng.uniform(5.0, 8.0, n), "f_amp": rng.uniform(*cfg.fwave_mv, n),
@@ -297,7 +298,9 @@ def generate(config: SynthConfig = SynthConfig(), task: str = "all") -> ECGDatas
              "bw_amp": (cfg.baseline_wander_mv * rng.uniform(0.5, 1.5, (n, 8, 2, 1))).astype(np.float32),
              "bw_w": (2 * np.pi * np.stack([rng.uniform(0.15, 0.3, (n, 8)), rng.uniform(0.03, 0.15, (n, 8))],
                                            2))[..., None].astype(np.float32),
-             "bw_phase": rng.uniform(0, 2 * np.pi, (n, 8, 2, 1)).astype(np.float32)}
+             "bw_phase": rng.uniform(0, 2 * np.pi, (n, 8, 2, 1)).astype(np.float32),
+             "notch_at": rng.uniform(0.15, 0.85, t.shape).astype(np.float32),
+             "notch_sign": rng.choice(np.array([-1.0, 1.0], np.float32), t.shape)}
     signals = np.empty((n, 12, n_samples), np.float32)
     peaks, peak_types, n_peaks = [], [], np.zeros(n, np.int64)
     for c0 in range(0, n, CHUNK):
@@ -312,10 +315,15 @@ def generate(config: SynthConfig = SynthConfig(), task: str = "all") -> ECGDatas
     labels, classes = task_labels(labels_all, task)
     record_ids = np.array([f"synth_{i:06d}" for i in range(n)], dtype=object)
     patient_ids = np.array([f"p{p:05d}" for p in patient], dtype=object)
-    folds = stratified_group_folds(labels_all, patient_ids, 10, cfg.seed)
+    folds = stratified_group_folds(truth, patient_ids, 10, cfg.seed)
     extras = {"r_peaks": r_peaks, "r_offsets": r_offsets, "beat_types": np.concatenate(peak_types).astype(np.uint8),
-              "qrs_ms": tm.qrs_ms, "rr_cv": rr_cv, "labels_all": labels_all.astype(np.uint8)}
-    report = {"synth_prevalence": {c: float(labels_all[:, i].mean()) for i, c in enumerate(CLASSES_ALL)}}
+              "qrs_ms": tm.qrs_ms, "rr_cv": rr_cv, "labels_all": labels_all.astype(np.uint8),
+              "labels_true": truth.astype(np.uint8),
+              "severity": np.stack([sev[c] for c in GRADED], 1).astype(np.float32)}   # columns: GRADED
+    report = {"synth_prevalence": {c: float(truth[:, i].mean()) for i, c in enumerate(CLASSES_ALL)},
+              "synth_label_noise": {"rate": cfg.label_noise,
+                                    "flipped": {c: int((truth[:, i] != labels_all[:, i]).sum())
+                                                for i, c in enumerate(CLASSES_ALL)}}}
     config_d = {**asdict(cfg), "classes_all": list(CLASSES_ALL)}
     return ECGDataset(name="synth", task=task, signals=signals, labels=labels, classes=classes, fs=fs,
                       record_ids=record_ids, patient_ids=patient_ids, folds=folds,

@@ -24,8 +24,8 @@ DOWER = np.array([[0.632, -0.235, 0.059], [0.235, 1.066, -0.132],
                   [1.213, 0.127, -0.601], [1.125, 0.127, -0.086], [0.831, 0.076, 0.230]],
                  dtype=np.float32)
 
-WAVES = ("P", "Q", "R", "S", "R2", "ST", "T")   # R2: RBBB's R' or LBBB's notch / PVC's 2nd lobe
-P, Q, R, S, R2, ST, T = range(len(WAVES))
+WAVES = ("P", "Q", "R", "S", "R2", "ST", "T", "N")   # R2: RBBB's R' or LBBB's notch / PVC's 2nd lobe
+P, Q, R, S, R2, ST, T, N = range(len(WAVES))      # N: a QRS notch whose place and sign vary beat to beat
 QRS_WAVES = (Q, R, S, R2)
 NORMAL_BEAT, PVC_BEAT = 0, 1                      # beat-type codes (also the extras `beat_types`)
 
@@ -101,67 +101,77 @@ class Templates:
     qrs_ms: np.ndarray    # (n,) true QRS duration of the conducted beat
 
 
-def beat_templates(rng: np.random.Generator, patient: np.ndarray, lab: dict[str, np.ndarray]) -> Templates:
+def beat_templates(rng: np.random.Generator, patient: np.ndarray, lab: dict[str, np.ndarray],
+                   sev: dict[str, np.ndarray], axis_sd: float = 25.0, tilt_sd: float = 10.0,
+                   habitus_sd: float = 0.2, notch_mv: float = 0.3) -> Templates:
     """Wave tables for every record; geometry and chronic disease amplitudes are drawn per patient.
 
-    `patient` maps record -> patient index; `lab` maps class name -> (n,) bool per record.
+    `patient` maps record -> patient index; `lab` maps class name -> (n,) bool ground truth per record;
+    `sev` maps each graded class to its severity (synth_labels: >= 1 the condition, (0, 1) sub-threshold),
+    and every finding's size grows with it, so labels sit on a continuum as real ones do.
     """
     n, n_pat = len(patient), int(patient.max()) + 1
     W = len(WAVES)
     u = lambda lo, hi: rng.uniform(lo, hi, n_pat)[patient]
     ur = lambda lo, hi: rng.uniform(lo, hi, n)
-    # each patient's heart axis (frontal shift + small 3-D tilt); each record adds electrode jitter
-    rot_p = (rot_z(np.clip(rng.normal(0, 12, n_pat), -30, 30)) @ rotations(rng, n_pat, 6.0))[patient]
+    # each patient's heart axis (frontal shift + 3-D tilt) and habitus (amplitude scale: chest wall,
+    # body size); each record adds electrode-placement jitter
+    rot_p = (rot_z(np.clip(rng.normal(0, axis_sd, n_pat), -2.5 * axis_sd, 2.5 * axis_sd))
+             @ rotations(rng, n_pat, tilt_sd))[patient]
     rot = rotations(rng, n, 3.0) @ rot_p
-    scale = np.exp(rng.normal(0, 0.06, n))[:, None]               # record-level amplitude jitter
+    scale = (np.exp(rng.normal(0, habitus_sd, n_pat))[patient] * np.exp(rng.normal(0, 0.06, n)))[:, None]
     turn = lambda v: np.einsum("nij,...j->ni", rot, v)
 
     vec = np.zeros((n, 2, W, 3))
     cen = np.zeros((n, 2, W))
     sig = np.full((n, 2, W), 0.01)
     # ---- the conducted beat (template 0) ----------------------------------------------------------
-    lvh, rbbb, lbbb = lab["LVH"], lab["RBBB"], lab["LBBB"]
-    d_qrs = u(0.08, 0.10) + 0.01 * lvh                           # normal QRS duration (s)
+    lvh, rbbb, lbbb = sev["LVH"], sev["RBBB"], sev["LBBB"]
+    w_lbbb = np.clip(lbbb, 0, 1)                                   # how far the LBBB pattern has developed
+    d_qrs = u(0.08, 0.10) + 0.012 * np.minimum(lvh, 2)           # normal QRS duration (s); LVH widens it
     on = -d_qrs / 2
-    r_amp = u(1.1, 1.6) * np.where(lvh, u(2.2, 2.8), 1.0)
-    s_amp = u(0.25, 0.45) * np.where(lvh, u(2.0, 2.6), 1.0)
+    r_amp = u(1.1, 1.6) * (1 + 0.6 * lvh)                         # voltage grows with LV mass
+    s_amp = u(0.25, 0.45) * (1 + 0.6 * lvh)
     sig[:, 0, Q], sig[:, 0, R], sig[:, 0, S] = d_qrs / 10, d_qrs / 8, d_qrs / 10
-    # pathological Q (old/evolving MI): wider and pointing away from the infarcted wall
-    mi = lab["IMI"] | lab["AMI"]
-    sig[:, 0, Q] = np.where(mi, u(0.011, 0.013), sig[:, 0, Q])
-    q_vec = (u(0.08, 0.15) * ~lbbb)[:, None] * turn(U_SEPTAL_Q) \
-        - (u(0.25, 0.45) * lab["IMI"])[:, None] * turn(U_INFERIOR) \
-        - (u(0.3, 0.5) * lab["AMI"])[:, None] * turn(U_ANTERIOR)
+    # pathological Q (old/evolving MI): wider and pointing away from the infarcted wall; small
+    # sub-threshold q waves (as healthy hearts have in III) come from s < 1
+    mi = np.clip(np.maximum(sev["IMI"], sev["AMI"]), 0, 1.5)
+    sig[:, 0, Q] = sig[:, 0, Q] + 0.002 * mi
+    q_vec = (u(0.08, 0.15) * (1 - w_lbbb))[:, None] * turn(U_SEPTAL_Q) \
+        - (u(0.25, 0.45) * sev["IMI"])[:, None] * turn(U_INFERIOR) \
+        - (u(0.3, 0.5) * sev["AMI"])[:, None] * turn(U_ANTERIOR)
     vec[:, 0, Q] = q_vec
     cen[:, 0, Q] = on + 2 * sig[:, 0, Q]
-    vec[:, 0, R] = r_amp[:, None] * turn(U_R)
-    vec[:, 0, S] = s_amp[:, None] * turn(U_S)
+    r_dir = unit((1 - w_lbbb)[:, None] * turn(U_R) + w_lbbb[:, None] * turn(U_LBBB))
+    vec[:, 0, R] = r_amp[:, None] * r_dir
+    vec[:, 0, S] = ((1 - w_lbbb) * s_amp)[:, None] * turn(U_S)
     cen[:, 0, S] = on + d_qrs - 2 * sig[:, 0, S]
-    # bundle-branch blocks: a wide QRS ending with a slow extra lobe (R2)
-    d_bbb = u(0.12, 0.15) + 0.01 * lbbb
+    # bundle-branch blocks: the QRS widens with severity (120 ms at s = 1) and ends with a slow lobe (R2)
+    d_bbb = 0.095 + 0.025 * np.maximum(rbbb, lbbb) + 0.01 * (lbbb > 0)
     sig[:, 0, R2] = u(0.016, 0.02)
-    vec[:, 0, R2] = (u(0.5, 0.8) * rbbb)[:, None] * turn(U_RBBB)
-    if lbbb.any():                                                 # LBBB: broad notched leftward R, no S
-        sig[lbbb, 0, R] = u(0.02, 0.024)[lbbb]
-        vec[lbbb, 0, R] = r_amp[lbbb, None] * turn(U_LBBB)[lbbb]
-        vec[lbbb, 0, R2] = 0.6 * vec[lbbb, 0, R]
-        vec[lbbb, 0, S] = 0.0
-        on = np.where(lbbb, -2 * sig[:, 0, R], on)
-    cen[:, 0, R2] = on + d_bbb - 2 * sig[:, 0, R2]
+    vec[:, 0, R2] = (u(0.5, 0.8) * np.minimum(rbbb, 1.5))[:, None] * turn(U_RBBB)
+    sig[:, 0, R] = sig[:, 0, R] + w_lbbb * (u(0.02, 0.024) - sig[:, 0, R])   # LBBB: broad notched R
+    vec[:, 0, R2] = vec[:, 0, R2] + 0.6 * w_lbbb[:, None] * vec[:, 0, R]
+    on = np.where(lbbb > 0, (1 - w_lbbb) * on - w_lbbb * 2 * sig[:, 0, R], on)
+    cen[:, 0, R2] = np.where((rbbb > 0) | (lbbb > 0), on + d_bbb - 2 * sig[:, 0, R2], 0.0)
+    # LVH's fragmented QRS: a narrow notch, its size growing with severity; place and sign are per beat
+    sig[:, 0, N] = 0.008
+    vec[:, 0, N] = (notch_mv * np.minimum(lvh, 2))[:, None] * unit(rng.standard_normal((n_pat, 3)))[patient]
     # P wave: its own axis (~+55 deg, so it is largest in II); none in AF
     p_dir = frontal(np.clip(rng.normal(P_AXIS_DEG, 5, n_pat), 44, 64), z=0.05)[patient]
     sig[:, 0, P] = u(0.02, 0.025)
     vec[:, 0, P] = (u(0.10, 0.18) * ~lab["AFIB"])[:, None] * p_dir
     cen[:, 0, P] = on - u(0.13, 0.19) + 2 * sig[:, 0, P]           # PR interval 130-190 ms
     # ST and T: vectors sum over all present conditions (that is what makes co-occurrence natural)
-    st = (u(0.15, 0.3) * lab["IMI"])[:, None] * turn(U_INFERIOR) \
-        + (u(0.18, 0.32) * lab["AMI"])[:, None] * turn(U_ANTERIOR) \
-        + (ur(0.1, 0.2) * lab["STD"])[:, None] * turn(U_STD) \
-        - (u(0.08, 0.15) * lbbb)[:, None] * turn(U_LBBB)
-    t = u(0.3, 0.5)[:, None] * turn(U_T)
-    t = np.where(lbbb[:, None], -u(0.3, 0.5)[:, None] * turn(U_LBBB), t)     # discordant (secondary) T
-    t = t - (0.25 * rbbb)[:, None] * turn(U_RBBB)                           # T inverted in V1-V2
-    t = t * np.where(lab["TINV"], -ur(0.6, 1.0), 1.0)[:, None]
+    st = (u(0.15, 0.3) * sev["IMI"])[:, None] * turn(U_INFERIOR) \
+        + (u(0.18, 0.32) * sev["AMI"])[:, None] * turn(U_ANTERIOR) \
+        + (ur(0.1, 0.2) * sev["STD"])[:, None] * turn(U_STD) \
+        - (u(0.08, 0.15) * w_lbbb)[:, None] * turn(U_LBBB)
+    t_norm = u(0.3, 0.5)[:, None] * turn(U_T)
+    t = (1 - w_lbbb)[:, None] * t_norm - (w_lbbb * u(0.3, 0.5))[:, None] * turn(U_LBBB)   # discordant T
+    t = t - (0.25 * np.minimum(rbbb, 1))[:, None] * turn(U_RBBB)                          # T down in V1-V2
+    # T inversion: flattened below threshold, inverted (primary T change) above it
+    t = t - (np.minimum(sev["TINV"], 2.0) * ur(0.9, 1.1))[:, None] * t_norm
     vec[:, 0, ST], vec[:, 0, T] = st, t
     # ---- the PVC (template 1): ectopic focus per patient, wide bizarre QRS, T opposite, no P ------
     focus = unit(rng.standard_normal((n_pat, 3)))[patient]
