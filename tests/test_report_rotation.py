@@ -162,3 +162,16 @@ def test_summary_of_a_rotated_study_is_its_pooled_table(tmp_path):
     assert f"{pooled.mean:.3f} [" in line and "seeds 1,2 left out (other folds)" in eff.text()
     with pytest.raises(ResultsError, match="not a study results folder"):
         summarize(tmp_path / "x" / "real")
+
+
+def test_rotation_seed_is_shared_by_tables_and_noise():
+    """One rule picks the rotating seed for the pooled tables (rotation._one) and the noise study."""
+    import pandas as pd
+
+    from beat_ray.report import robustness
+    from beat_ray.report.rotation import rotation_seed
+    rows = lambda pairs: pd.DataFrame({"seed": [s for s, _ in pairs], "config/test_fold": [f for _, f in pairs]})
+    assert rotation_seed(rows([(0, k) for k in range(1, 11)] + [(1, 10), (2, 10)])) == 0
+    assert rotation_seed(rows([(0, 10), (1, 2), (1, 4), (1, 10), (2, 10)])) == 1
+    assert rotation_seed(rows([(0, 10), (1, 10)])) is None
+    assert robustness.rotation_seed is rotation_seed

@@ -63,7 +63,9 @@ def test_fast_wide_qrs_with_pvcs_is_not_noise():
 def test_clipping_found_at_500hz():
     """At 500 Hz (block-averaged detection) clipped leads are still found at full rate:
     leads I, II, III, aVF cut at half their max are clipped, V1-V6 untouched are not."""
-    x = synth.generate(synth.SynthConfig(n_records=30, fs=500, seed=3)).signals[:2].astype(np.float32)
+    # seed 4: both records have a positive R in I, II, III and aVF (the graded synth's axes vary; with a
+    # small or negative R, clipping at half the max cuts nothing flat)
+    x = synth.generate(synth.SynthConfig(n_records=30, fs=500, seed=4)).signals[:2].astype(np.float32)
     clipped = x.copy()
     clipped[:, :6] = np.clip(x[:, :6], None, 0.5 * x[:, :6].max(-1, keepdims=True))
     _, flags, usable = detect_batch(x, 500)

@@ -23,7 +23,7 @@ from beat_ray.report import stats
 from beat_ray.report.analysis import Bootstrap, Estimate, model_order, reference_of
 from beat_ray.report.load import AUC_TOLERANCE, ResultsError, Study
 from beat_ray.report.load import pooled as pool_folds
-from beat_ray.report.rotation import rows_rotated
+from beat_ray.report.rotation import rotation_seed, rows_rotated
 from beat_ray.report.tables import DASH, Table, ci_text, est, num
 
 NOISE_NAMES = {"bw": "baseline wander", "ma": "muscle artefact", "em": "electrode motion",
@@ -67,8 +67,7 @@ def _spec_key(spec: str) -> tuple[str, float]:
 def _scores(study: Study, rows: pd.DataFrame, label: str):
     """(record_id, labels, clean (S, n, C), {spec: (S, n, C)}, description) of one arm."""
     if rows_rotated(rows):
-        folds = rows["config/test_fold"].astype(int)
-        seed = min(s for s in rows["seed"].unique() if set(folds[rows["seed"] == s]) - {10})
+        seed = rotation_seed(rows)
         r = rows[rows["seed"] == seed]
         p = pool_folds(study, r, label)
         if p.noise is None:

@@ -90,16 +90,21 @@ def _estimate(labels: np.ndarray, scores: np.ndarray, boot: Bootstrap, point: fl
     return Estimate(mean, *stats.ci(dist)), dist
 
 
+def rotation_seed(rows: pd.DataFrame) -> int | None:
+    """The seed whose rows rotate the test fold: the smallest that tested folds other than the official 10
+    (all ten, or the subset a preset cut to, e.g. 2, 4, 6, 8, 10); the other seeds run on fold 10 only
+    (study.fold_seeds). None when no seed did."""
+    folds = rows["config/test_fold"].astype(int)
+    seeds = [s for s in sorted(rows["seed"].unique()) if set(folds[rows["seed"] == s]) - {OFFICIAL_FOLD}]
+    return int(seeds[0]) if seeds else None
+
+
 def _one(study: Study, g: pd.DataFrame, boot: Bootstrap) -> PooledResult:
     folds = g["config/test_fold"].astype(int)
-    # the rotation seed: the one that tested folds other than the official 10 (all ten, or the subset a preset
-    # cut to, e.g. 2, 4, 6, 8, 10); the other seeds run on fold 10 only (study.fold_seeds)
-    rotation_seeds = [s for s in sorted(g["seed"].unique()) if set(folds[g["seed"] == s]) - {OFFICIAL_FOLD}]
     pooled = dist = rid = None
     per_fold: dict[int, float] = {}
-    n_fb, rhash, seed = 0, "", None
-    if rotation_seeds:
-        seed = int(rotation_seeds[0])
+    n_fb, rhash, seed = 0, "", rotation_seed(g)
+    if seed is not None:
         r = g[g["seed"] == seed].sort_values("config/test_fold")
         if r["config/test_fold"].duplicated().any():
             raise ResultsError([f"{study.name}: {g['_arm'].iloc[0]} has two rows for one fold at seed {seed}"])

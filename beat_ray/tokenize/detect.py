@@ -165,13 +165,19 @@ def qrs_energy(x: np.ndarray, fs: float) -> tuple[np.ndarray, int, float]:
 
 def _energy(xd: np.ndarray, fd: float, band: tuple[float, float] = BAND) -> np.ndarray:
     """qrs_energy of signals already at the detection rate fd."""
-    bp = _filtfilt(xd, fd, band).astype(np.float32, copy=False)
+    return _energy_bp(xd, fd, band)[0]
+
+
+def _energy_bp(xd: np.ndarray, fd: float, band: tuple[float, float] = BAND) -> tuple[np.ndarray, np.ndarray]:
+    """_energy and the band-passed signal it came from (so callers never filter twice)."""
+    bp = _filtfilt(xd, fd, band)
+    d = bp.astype(np.float32, copy=False)
     if SLOPE:
-        bp = np.diff(bp, axis=-1, prepend=bp[..., :1])
-    e = bp * bp
+        d = np.diff(d, axis=-1, prepend=d[..., :1])
+    e = d * d
     e /= e.mean(axis=-1, keepdims=True) + 1e-12
     np.minimum(e, ENERGY_CAP, out=e)
-    return e
+    return e, bp
 
 
 def _pick(env: np.ndarray, fd: float, avg: np.ndarray | None = None, hf: np.ndarray | None = None) -> np.ndarray:
@@ -275,7 +281,8 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
     xd, q, fd = _decimate(xs, fs)
     flat, clipped = _flat_clipped(xs, xd.mean(axis=-1), hi, lo, finite)      # mean of block means: T // q * q samples
     usable = finite & ~flat & ~clipped
-    e = _energy(xd, fd)
+    e, bp_all = _energy_bp(xd, fd)                   # one band-pass per lead, kept for beat_flag and pruning
+    e_hf = _energy(xd, fd, HF_BAND)
     w = usable.astype(np.float32)[..., None]
     env = (e * w).sum(1) / np.maximum(w.sum(1), 1.0)
     env = uniform_filter1d(env, size=max(1, round(0.08 * fd)), axis=-1)
@@ -286,7 +293,7 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
     for i in range(n):
         flag, peaks = record_flag(finite[i], flat[i], clipped[i], t, fs), np.zeros(0, np.int64)
         if not flag:
-            hf = uniform_filter1d(_energy(xd[i, usable[i]], fd, HF_BAND).mean(0), size=max(1, round(0.04 * fd)))
+            hf = uniform_filter1d(e_hf[i, usable[i]].mean(0), size=max(1, round(0.04 * fd)))
             pd, env_i = _pick(env[i], fd, avg[i], hf), env[i]
             if len(pd) and n_usable[i] > 1:           # second pass: leads weighted by their QRS clarity
                 env_w = _weighted_env(e[i], usable[i], pd, fd)
@@ -295,7 +302,7 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
                 # favour the ectopic morphology and drown the dominant beats
                 if len(pd_w) and clarity(env_w, pd_w, fd) >= clarity(env_i, pd, fd):
                     pd, env_i = pd_w, env_w
-            bp = _filtfilt(xd[i, usable[i]], fd, BAND)
+            bp = bp_all[i, usable[i]]
             flag = beat_flag(env_i, int(n_usable[i]), pd, fd, bp)
             if not flag:
                 pd = _search_back(env[i], pd, fd)
