@@ -6,7 +6,9 @@
   beatnet_patch          fixed patches instead of QRS-aligned beat tokens (no tokenization)
 
 On synth (the positive control) each removal should cost AUC on the class group designed for it
-(rhythm, morphology, territory); the report's Table 2 shows the drop per group. On real PTB-XL
+(rhythm, morphology, territory); the report's Table 2 shows the drop per group. `--preset cpu` (graded
+synth, generator 2; 15 trials) measured 11.5 min wall at commit 21e9262 (2026-12-02). There the rhythm
+and territory controls hold and the morphology one does not: the linear window map beats BeatCNN. On real PTB-XL
 (`--preset real`: superdiagnostic, fold rotation, the benchmark real preset's budget of 15 epochs)
 Table 2 shows each variant's pooled macro-AUC and its paired difference to beatnet.
 `--preset real` (60 trials, 2 at a time, 1 thread each) measured on this 2-core machine: 17.5 min of

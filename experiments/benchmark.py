@@ -17,6 +17,8 @@ reported. 51 trials; measured on this 2-core machine (2 trials at a time, 1 thre
 (commit c3de1ff, 2026-12-01), of which inception1d takes about half (319 s per 15-epoch trial, 1,122 s
 for its 50-epoch benchmark-recipe trial). Rhythm and form tasks do not fit in the 90-minute budget.
 
+`--preset cpu` (graded synth, generator 2; 21 trials): 18 min wall at commit 21e9262 (2026-12-02).
+
 The `real_tuned` preset (issue L): xresnet1d101, resnet1d_wang and beatnet at the configs
 experiments/hparams.py tuned per test fold, rotation over test folds 2, 4, 6, 8, 10 plus seeds 1, 2 on
 fold 10, 21 trials. Measured: 806 s for the two CNNs (commit f370516) and 387 s for beatnet (de5bd6e),

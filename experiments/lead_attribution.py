@@ -28,7 +28,8 @@ Locally:
 
 Measured on this 2-core machine, 2 trials at a time: `real` 26 min wall (20 trials, commit 4e74218; per
 trial beatnet 69 s of which 12 s integrated gradients, resnet1d_wang 241 s of which 123 s: the CNN is
-attributed through all seven sliding windows); `cpu` 12 min (18 trials, commit 4e74218).
+attributed through all seven sliding windows); `cpu` 12 min (18 trials, commit 4e74218), 9.4 min on the
+graded synth (generator 2, commit 21e9262, 2026-12-02).
 """
 from __future__ import annotations
 
