@@ -12,10 +12,9 @@ ablation study measures it with 3 seeds and 3,000 records (README, Table 2).
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from beat_ray.report.stats import ci, class_auc, macro, valid_resamples
+from beat_ray.report.stats import ci, class_auc, macro, macro_point, valid_resamples
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import fit
 
@@ -23,15 +22,12 @@ VARIANTS = ("beatnet", "beatnet_no_spatial", "beatnet_no_temporal", "beatnet_no_
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    import os
-    os.environ.setdefault("BEAT_RAY_CACHE", str(tmp_path_factory.mktemp("cache")))
+def runs():                                     # datasets go to conftest's session-wide $BEAT_RAY_CACHE
     out = {}
     for name in VARIANTS:
         cfg = TrialConfig(model=name, model_kwargs={"size": "tiny"}, dataset="synth", task="all",
                           n_records=1500, epochs=8, batch_size=64, seed=0)
-        pred = fit(cfg)["_predictions"]
-        out[name] = pred
+        out[name] = fit(cfg)["_predictions"]
     ids = {tuple(p["record_id"]) for p in out.values()}
     assert len(ids) == 1                       # the same test records for every model
     return out
@@ -44,10 +40,8 @@ def drop(runs, variant: str, group: str) -> tuple[float, float, float]:
     y, classes = ref["labels"], list(ref["classes"])
     cols = [i for i, c in enumerate(classes) if CLASS_GROUPS[c] == group]
     w, _ = valid_resamples(y, 1000, 0)
-    full = np.ones((1, len(y)), np.int32)
     a, b = (macro(class_auc(y, runs[m]["scores"][None], w), cols) for m in ("beatnet", variant))
-    point = float(macro(class_auc(y, ref["scores"][None], full), cols)[0]
-                  - macro(class_auc(y, runs[variant]["scores"][None], full), cols)[0])
+    point = macro_point(y, ref["scores"][None], cols) - macro_point(y, runs[variant]["scores"][None], cols)
     lo, hi = ci(a - b)
     print(f"\n{variant} on {group}: beatnet - variant = {point:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     return point, lo, hi
