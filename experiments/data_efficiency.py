@@ -30,9 +30,8 @@ Locally:
 at batch 64), fold rotation over test folds 2, 4, 6, 8 and 10 at seed 0 (the other five folds are cut
 to fit 90 minutes: 478 of the 975 records get a test prediction). Measured: 81 min wall on this 2-core
 machine, 2 trials at a time (commit 601b245, 2026-12-01; the first 20 min shared the CPUs with tests).
-The `cpu` preset (synth, 2,000 records, 36 trials; every trial costs a 100% run): 35 min wall at commit
-8c37a27 (2026-12-02), resumed once: 18 trials in 24 min while tests shared the CPUs, 18 in 11.4 min alone,
-so about 23 min on an idle machine.
+The `cpu` preset (graded synth, generator 2; 2,000 records, 36 trials; every trial costs a 100% run):
+845 s = 14.1 min wall on this idle 2-core machine, 2 trials at a time (commit 20488e3, 2026-12-02).
 `--preset real_tuned` (issue L: xresnet1d101 and beatnet at their tuned configs, beatnet with the 0.45-s receptive
 field, fractions 10/35/100%, the same five test folds): 30 trials, 1,982 s = 33 min wall at commit cafee42.
 """

@@ -33,8 +33,8 @@ Measured wall times (2 cores, 2 trials at a time): `real` (test folds 2, 4, 6, 8
 x 6 trials = 90 trials) 3,283 s = 55 min at commit a84ebd3 (2026-12-02): beatnet 2.5-4 min a fold, resnet1d_wang
 1-1.5 min, xresnet1d101 5-7 min. The other five folds (`--folds 1,3,5,7,9`, same --name) cost about as much
 again, so all ten do not fit one 90-minute preset; they are a second launch. smoke: the test's 2 x 3
-trials take about 1 min of its 140 s. cpu (synth, 2 x 8 trials, test fold 10): 10.5 min wall at commit cafee42
-(2026-12-02); both models reach validation macro-AUC 0.99 there (synth saturates: issue J).
+trials take about 1 min of its 140 s. cpu (graded synth, 2 x 8 trials, test fold 10): 6.6 min wall at commit 20488e3
+(2026-12-02, alone on this 2-core machine); best validation macro-AUC beatnet 0.938, resnet1d_wang 0.950.
 """
 from __future__ import annotations
 

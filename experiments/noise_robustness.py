@@ -27,7 +27,7 @@ Locally:
 xresnet1d101, resnet1d_wang and beatnet, 5 types x 6 SNRs: 30 trials, measured 52 min (3,128 s) on this
 2-core machine at 4afa72a (2 trials at a time; the noisy scoring adds 60-200 s per trial).
 `--preset cpu`: synth, 3000 records, 3 seeds on the official split, the same three models: 9 trials,
-measured 27 min (1,610 s) at 3942c52.
+measured 18.3 min (1,100 s) on the graded synth (generator 2) at 20488e3, alone on this 2-core machine.
 """
 from __future__ import annotations
 
