@@ -14,7 +14,7 @@ from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import build_model
 from tests.test_models import C, assert_padding_ignored, token_batch
 
-VARIANTS = [{"token_norm": "baseline"}, {"rf_s": 0.45}, {"rr_norm": "record"},
+VARIANTS = [{"token_norm": "baseline"}, {"rf_s": 0.45}, {"rr_norm": "record"}, {"cnn_bins": 4},
             {"token_norm": "baseline", "rf_s": 0.45, "rr_norm": "record"}]
 
 
@@ -127,3 +127,20 @@ def test_tuned_arms_pair_with_tuned_beatnet():
     assert reference_for("x (train noise ma:12)", labels) == "beatnet (train noise ma:12)"
     assert reference_for("xresnet1d101 (tuned)", ["beatnet", "xresnet1d101 (tuned)"]) == "beatnet"
     assert reference_for("resnet1d_wang", ["resnet1d_wang"]) is None
+
+
+def test_cnn_bins_keeps_where_a_deflection_is():
+    """Global avg+max pooling cannot tell a deflection early in the window from the same one late (shifted by
+    a multiple of the CNN's total stride, away from the edges); cnn_bins=n can, at any window length."""
+    from beat_ray.models.beatnet import BeatCNN
+    x = torch.zeros(2, 200)
+    x[0, 64], x[1, 128] = 1.0, 1.0                                      # 64 samples apart = 8 x stride 8
+    for bins, same in ((0, True), (4, False)):
+        torch.manual_seed(0)
+        cnn = BeatCNN(BeatNetConfig(cnn_bins=bins)).eval()
+        with torch.no_grad():
+            h = cnn(x)
+        assert h.shape == (2, BeatNetConfig().d)
+        assert torch.allclose(h[0], h[1], atol=1e-6) == same, bins
+    torch.manual_seed(0)
+    assert BeatCNN(BeatNetConfig(cnn_bins=4))(torch.randn(3, 350)).shape == (3, BeatNetConfig().d)   # 500 Hz W

@@ -59,6 +59,7 @@ class BeatNetConfig:
     rf_s: float | None = None                    # BeatCNN receptive field in seconds (kernels sized for fs)
     fs: float = 100.0                            # sampling rate the kernels are sized for (only with rf_s)
     rr_norm: Literal["seconds", "record"] = "seconds"  # record: log RR relative to the record's mean RR
+    cnn_bins: int = 0                            # 0: global avg+max pooling; n: mean over n ordered bins (keeps where)
 
 
 # The CNN stays narrow even in `base`: it runs on every (beat, lead) window, ~10^4 per batch of 64
@@ -131,7 +132,8 @@ def kernels_for(cfg: BeatNetConfig) -> tuple[int, ...]:
 
 
 class BeatCNN(nn.Module):
-    """(M, W) windows -> (M, d). Global avg+max pooling, so any W (100 or 500 Hz) works.
+    """(M, W) windows -> (M, d). Global avg+max pooling, so any W (100 or 500 Hz) works, but it forgets
+    where in the window a feature was; cnn_bins=n keeps that (n ordered bins, still any W).
 
     token_norm="baseline" subtracts each window's median first: baseline wander and electrode offset
     go, while the amplitudes of one beat's 12 leads keep their ratios (no per-lead scaling)."""
@@ -143,13 +145,16 @@ class BeatCNN(nn.Module):
             layers += [nn.Conv1d(c_in, c, k, stride=s, padding=k // 2), nn.GELU()]
             c_in = c
         self.convs = nn.Sequential(*layers)
-        self.proj = nn.Linear(2 * c_in, cfg.d)
+        self.bins = cfg.cnn_bins
+        self.proj = nn.Linear(c_in * cfg.cnn_bins if cfg.cnn_bins else 2 * c_in, cfg.d)
         self.baseline = cfg.token_norm == "baseline"
 
     def forward(self, x: Tensor) -> Tensor:
         if self.baseline:
             x = x - x.median(dim=-1, keepdim=True).values
         h = self.convs(x.unsqueeze(1))
+        if self.bins:                            # ST level and T sign are *where* a deflection is
+            return self.proj(nn.functional.adaptive_avg_pool1d(h, self.bins).flatten(1))
         return self.proj(torch.cat([h.mean(-1), h.amax(-1)], dim=-1))
 
 

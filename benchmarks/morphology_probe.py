@@ -1,0 +1,93 @@
+"""Why does the morphology positive control fail? (issue J part 3; a probe, not a study or a test).
+
+On the graded synth, `beatnet_no_morphology` (a linear map of each R-aligned window) scores higher than
+BEAT-Net on the morphology group (Table 2, cpu). This trains BEAT-Net with BeatCNN variants on the small
+preset of tests/test_ablation_control.py (1,500 records, 8 epochs, seed 0, the official split: 150 test
+records, by default) and prints each group's macro-AUC with its paired 95% bootstrap CI against the default BEAT-Net.
+One seed and 150 records: it says which way to look, not how large an effect is.
+
+    .venv/bin/python benchmarks/morphology_probe.py          # 3 min on 2 cores
+    .venv/bin/python benchmarks/morphology_probe.py --n-records 3000 --epochs 12 --seeds 0 1 2 \
+        --probes 0 1 4 --out benchmarks/out/morphology_probe_cpu.json    # the cpu ablation budget
+
+With several seeds every model's scores are stacked per seed and the bootstrap CI recomputes the mean
+over seeds on each resample of the test records (as the report does).
+
+Writes benchmarks/out/morphology_probe.json.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+# benchmarks/tokenize.py would shadow the stdlib `tokenize` when this folder is sys.path[0]
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from beat_ray.data.synth import CLASS_GROUPS  # noqa: E402
+from beat_ray.report.stats import ci, class_auc, macro, macro_point, valid_resamples  # noqa: E402
+from beat_ray.train.config import TrialConfig  # noqa: E402
+from beat_ray.train.loop import fit  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out" / "morphology_probe.json"
+PROBES: tuple[tuple[str, dict], ...] = (
+    ("beatnet", {}),                                    # global avg+max pooling, 0.23-s receptive field
+    ("beatnet_no_morphology", {}),                      # the ablation that wins
+    ("beatnet", {"cnn_bins": 9}),                       # keeps where in the window (9 ordered bins)
+    ("beatnet", {"rf_s": 0.45}),                        # sees QRS and ST together (issue L's tuned field)
+    ("beatnet", {"rf_s": 0.45, "cnn_bins": 9}),
+    ("beatnet", {"token_norm": "baseline"}),
+)
+GROUPS = ("rhythm", "territory", "morphology")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-records", type=int, default=1500)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--probes", type=int, nargs="+", default=None, help="indices into PROBES (0 = beatnet, kept first)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args(argv)
+    probes = [PROBES[i] for i in sorted(set([0] + (a.probes or list(range(len(PROBES))))))]
+    preds, seconds = {}, {}
+    for name, kw in probes:
+        key = name + (json.dumps(kw, sort_keys=True) if kw else "")
+        t = time.perf_counter()
+        preds[key] = [fit(TrialConfig(model=name, model_kwargs={"size": "tiny", **kw}, dataset="synth", task="all",
+                                      n_records=a.n_records, epochs=a.epochs, batch_size=64, seed=s))["_predictions"]
+                      for s in a.seeds]
+        seconds[key] = time.perf_counter() - t
+    ref = preds["beatnet"][0]
+    y, classes = ref["labels"], list(ref["classes"])
+    assert all(list(p["record_id"]) == list(ref["record_id"]) for ps in preds.values() for p in ps)   # same records
+    scores = {k: np.stack([p["scores"] for p in ps]) for k, ps in preds.items()}   # (seeds, records, classes)
+    w, _ = valid_resamples(y, 1000, 0)
+    rows = []
+    for g in GROUPS:
+        cols = [i for i, c in enumerate(classes) if CLASS_GROUPS[c] == g]
+        base_point = macro_point(y, scores["beatnet"], cols)
+        base_boot = macro(class_auc(y, scores["beatnet"], w), cols)
+        for key, sc in scores.items():
+            point = macro_point(y, sc, cols)
+            lo, hi = ci(macro(class_auc(y, sc, w), cols) - base_boot)
+            rows.append({"group": g, "model": key, "auc": point, "delta_vs_beatnet": point - base_point,
+                         "ci": [lo, hi]})
+            print(f"{g:11s} {key:45s} AUC {point:.3f}   minus beatnet {point - base_point:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = a.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"n_records": a.n_records, "epochs": a.epochs, "seeds": a.seeds, "test_records": len(y),
+                               "seconds": seconds, "rows": rows}, indent=1))
+    tmp.replace(a.out)
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
