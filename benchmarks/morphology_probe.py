@@ -31,7 +31,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from beat_ray.data.synth import CLASS_GROUPS  # noqa: E402
-from beat_ray.report.stats import ci, class_auc, macro, macro_point, valid_resamples  # noqa: E402
+from beat_ray.report.stats import macro_point, paired_delta, valid_resamples  # noqa: E402
 from beat_ray.train.config import TrialConfig  # noqa: E402
 from beat_ray.train.loop import fit  # noqa: E402
 
@@ -72,14 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for g in GROUPS:
         cols = [i for i, c in enumerate(classes) if CLASS_GROUPS[c] == g]
-        base_point = macro_point(y, scores["beatnet"], cols)
-        base_boot = macro(class_auc(y, scores["beatnet"], w), cols)
         for key, sc in scores.items():
             point = macro_point(y, sc, cols)
-            lo, hi = ci(macro(class_auc(y, sc, w), cols) - base_boot)
-            rows.append({"group": g, "model": key, "auc": point, "delta_vs_beatnet": point - base_point,
+            delta, lo, hi = paired_delta(y, sc, scores["beatnet"], w, cols)
+            rows.append({"group": g, "model": key, "auc": point, "delta_vs_beatnet": delta,
                          "ci": [lo, hi]})
-            print(f"{g:11s} {key:45s} AUC {point:.3f}   minus beatnet {point - base_point:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+            print(f"{g:11s} {key:45s} AUC {point:.3f}   minus beatnet {delta:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"n_records": a.n_records, "epochs": a.epochs, "seeds": a.seeds, "test_records": len(y),

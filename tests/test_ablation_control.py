@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from beat_ray.report.stats import ci, class_auc, macro, macro_point, valid_resamples
+from beat_ray.report.stats import paired_delta, valid_resamples
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import fit
 
@@ -41,9 +41,7 @@ def drop(runs, variant: str, group: str) -> tuple[float, float, float]:
     y, classes = ref["labels"], list(ref["classes"])
     cols = [i for i, c in enumerate(classes) if CLASS_GROUPS[c] == group]
     w, _ = valid_resamples(y, 1000, 0)
-    a, b = (macro(class_auc(y, runs[m]["scores"][None], w), cols) for m in ("beatnet", variant))
-    point = macro_point(y, ref["scores"][None], cols) - macro_point(y, runs[variant]["scores"][None], cols)
-    lo, hi = ci(a - b)
+    point, lo, hi = paired_delta(y, ref["scores"][None], runs[variant]["scores"][None], w, cols)
     print(f"\n{variant} on {group}: beatnet - variant = {point:+.3f} [{lo:+.3f}, {hi:+.3f}]")
     return point, lo, hi
 

@@ -66,6 +66,25 @@ def test_midrank_auc_equals_sklearn_with_ties_and_resample_weights():
                 assert got[k, j, c] == pytest.approx(want, abs=1e-12, nan_ok=True)
 
 
+def test_paired_delta_is_the_difference_on_each_shared_resample():
+    """stats.paired_delta: a minus b, point on the full set and the CI over the same resamples for both."""
+    rng = np.random.default_rng(5)
+    n, b, cols = 50, 200, [0, 2]
+    y = np.stack([np.arange(n) % 2, np.arange(n) % 3 == 0, np.arange(n) % 5 == 0], 1).astype(int)
+    a, c = rng.normal(size=(2, n, 3)) + y, rng.normal(size=(2, n, 3))
+    w = stats.resample_weights(n, b, seed=1)
+    idx = np.random.default_rng(1).integers(0, n, (b, n))
+
+    def macro_sk(s, rows):                          # mean over seeds of the macro-AUC over `cols`
+        return np.mean([np.mean([roc_auc_score(y[rows, j], s[k, rows, j]) for j in cols]) for k in range(2)])
+    full = np.arange(n)
+    point, lo, hi = stats.paired_delta(y, a, c, w, cols)
+    assert point == pytest.approx(macro_sk(a, full) - macro_sk(c, full), abs=1e-12)
+    diffs = [macro_sk(a, i) - macro_sk(c, i) for i in idx]
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(diffs, [2.5, 97.5])), abs=1e-12)
+    assert lo > 0                                   # a carries the labels, c is noise
+
+
 def test_bootstrap_redraws_resamples_that_lose_a_class():
     """The PTB-XL benchmark's rule: a resample in which a class has no positive or no negative is
     rejected and redrawn (from the same generator), not averaged over fewer classes."""

@@ -144,3 +144,11 @@ def ci(dist: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
         return float("nan"), float("nan")
     lo, hi = np.percentile(d, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
+
+
+def paired_delta(labels: np.ndarray, a: np.ndarray, b: np.ndarray, weights: np.ndarray,
+                 cols: list[int] | None = None) -> tuple[float, float, float]:
+    """Macro-AUC of scores `a` minus `b` (each (S, n, C), the same records) over `cols`: the full-set point
+    and the 95% CI of the paired bootstrap (the same resamples `weights` for both)."""
+    point = macro_point(labels, a, cols) - macro_point(labels, b, cols)
+    return (point, *ci(macro(class_auc(labels, a, weights), cols) - macro(class_auc(labels, b, weights), cols)))
