@@ -32,8 +32,10 @@ EPOCHS = 4
 
 
 def _cell(**kw) -> dict:
+    # 2,400 records: an epoch takes about 2 s on one thread, so a kill 0.5 s after a checkpoint lands
+    # mid-epoch (at 600 records an epoch took 0.55 s and a CI run killed after epoch 2 had finished)
     return {"model": "resnet1d_wang", "model_kwargs": {"width": 32}, "dataset": "synth", "task": "all",
-            "n_records": 600, "epochs": EPOCHS, "batch_size": 8, "threads": 1, **kw}
+            "n_records": 2400, "epochs": EPOCHS, "batch_size": 8, "threads": 1, **kw}
 
 
 def _start(cell: dict, tmp: Path, beat_ray_cache: Path, num_cpus: int | None = None):
