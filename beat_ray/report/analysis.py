@@ -7,6 +7,7 @@ only supply the bootstrap distributions around them (see stats.py).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,9 +109,10 @@ def cell_result(cell: Cell, boot: Bootstrap, fraction: float = 1.0) -> CellResul
 
 def reference_for(label: str, labels) -> str | None:
     """The beatnet arm a model's arm is paired with: the one with the same qualifier where it exists
-    ('xresnet1d101 (tuned)' -> 'beatnet (tuned)', '... (train noise ma:12)' likewise), else plain beatnet."""
+    ('xresnet1d101 (tuned)' -> 'beatnet (tuned)', '... (train noise ma:12)' likewise), else plain beatnet.
+    A detector qualifier ('beatnet (select detector)') is what is compared, so it pairs with plain beatnet."""
     labels = set(labels)
-    qualifier = label.split(" ", 1)[1] if " " in label else ""
+    qualifier = re.sub(r"\s*\([a-z]+ detector\)", "", label.split(" ", 1)[1] if " " in label else "").strip()
     for cand in ([f"{REFERENCE_MODEL} {qualifier}"] if qualifier else []) + [REFERENCE_MODEL]:
         if cand in labels:
             return cand

@@ -128,7 +128,8 @@ TUNED_FIELDS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_size", "m
 # Config fields added after rows were first committed, with the value rows written before them ran with.
 LATER_FIELDS: dict[str, object] = {"config/recipe": "default", "config/budget": "epochs", "config/synth": "{}",
                                    "config/test_fold": 10, "config/attribution_steps": 0, "config/hparams": "",
-                                   "config/score_test": True, "config/noise_source": "synthetic"}
+                                   "config/score_test": True, "config/noise_source": "synthetic",
+                                   "config/detector": "consensus"}
 
 
 def fill_later_fields(rows: pd.DataFrame) -> pd.DataFrame:
@@ -142,8 +143,9 @@ def fill_later_fields(rows: pd.DataFrame) -> pd.DataFrame:
 def _model_labels(rows: pd.DataFrame) -> pd.Series:
     """Model name, plus its kwargs only where one study runs the same model with several kwargs, plus
     its training recipe where that is not the default (e.g. 'xresnet1d101 (benchmark recipe)'), plus
-    its training noise where it had some (e.g. 'beatnet (train noise ma:12)'), and '(tuned)' where it
-    took its hyperparameters from a search's best.json."""
+    its training noise where it had some (e.g. 'beatnet (train noise ma:12)'), its tokenizer's detector where
+    that is not the consensus ('beatnet (select detector)'), and '(tuned)' where it took its hyperparameters
+    from a search's best.json."""
     tuned = rows["config/hparams"].fillna("").astype(str) != "" if "config/hparams" in rows \
         else pd.Series(False, rows.index)
     kw = rows["config/model_kwargs"].map(kwargs_text) if "config/model_kwargs" in rows else pd.Series("", rows.index)
@@ -158,6 +160,9 @@ def _model_labels(rows: pd.DataFrame) -> pd.Series:
     if "config/train_noise" in rows:
         noise = rows["config/train_noise"]
         label = label.where(noise.isna() | (noise.astype(str) == ""), label + " (train noise " + noise.astype(str) + ")")
+    if "config/detector" in rows:
+        det = rows["config/detector"].fillna("consensus").astype(str)
+        label = label.where(det == "consensus", label + " (" + det + " detector)")
     return label.where(~tuned, label + " (tuned)")
 
 

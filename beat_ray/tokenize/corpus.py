@@ -43,6 +43,8 @@ def _check(signals: np.ndarray, fs: float, config: TokenizerConfig) -> float:
     fs = check_fs(fs)
     if config.mode not in ("fixed", "adaptive", "patch"):
         raise ValueError(f"unknown tokenizer mode {config.mode!r}")
+    if config.detector not in ("consensus", "select"):
+        raise ValueError(f"unknown detector {config.detector!r}; known: consensus, select")
     if config.max_beats < 1 or config.window(fs) < 1:
         raise ValueError(f"empty token layout: max_beats={config.max_beats}, W={config.window(fs)}")
     return fs
@@ -55,7 +57,7 @@ def _tokenize_into(signals: np.ndarray, fs: float, config: TokenizerConfig,
     for a in range(start, stop, step):
         b = min(a + step, stop)
         x = np.asarray(signals[a:b], np.float32)
-        peaks, flags, usable, xs = detect_clean(x, fs)
+        peaks, flags, usable, xs = detect_clean(x, fs, config.detector == "select")
         table = beat_table(anchors(peaks, flags, x.shape[-1], fs, config), x.shape[-1], fs, config)
         # out arrays are fresh zeros (np.zeros or a new .npy): write only the real samples
         gather(xs, table, fs, config, out=out["tokens"][a:b], finite=True, zeroed=True)

@@ -42,6 +42,7 @@ from beat_ray.tokenize.quality import (
     rate_flag,
     record_flag,
 )
+from beat_ray.tokenize.select import select as select_train
 
 FS_MIN, FS_MAX = 50.0, 20_000.0   # outside: a wrong sampling rate, not a different ECG
 CLIP_FRAC = 0.01                  # share of samples pinned (in runs) at the lead's max or min
@@ -250,17 +251,18 @@ def _refine(x: np.ndarray, peaks_d: np.ndarray, q: int, fs: float) -> np.ndarray
     return idx[np.arange(len(idx)), np.argmax(sign * seg, axis=1)].astype(np.int64)
 
 
-def detect_batch(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str], np.ndarray]:
+def detect_batch(x: np.ndarray, fs: float, select: bool = False) -> tuple[list[np.ndarray], list[str], np.ndarray]:
     """Detect R peaks in (N, L, T) signals of one fs.
 
     Returns (peaks per record as int64 sample indices, flag per record ('' = usable),
-    usable-lead mask (N, L)). Flagged records get an empty peak array.
+    usable-lead mask (N, L)). Flagged records get an empty peak array. `select`: see select.py.
     """
-    peaks, flags, usable, _ = detect_clean(x, fs)
+    peaks, flags, usable, _ = detect_clean(x, fs, select)
     return peaks, flags, usable
 
 
-def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str], np.ndarray, np.ndarray]:
+def detect_clean(x: np.ndarray, fs: float, select: bool = False
+                 ) -> tuple[list[np.ndarray], list[str], np.ndarray, np.ndarray]:
     """detect_batch, plus the float32 signals with non-finite samples set to 0 (x itself
     when all are finite), so the windowing need not scan for NaN again.
 
@@ -310,6 +312,8 @@ def detect_clean(x: np.ndarray, fs: float) -> tuple[list[np.ndarray], list[str],
                 lead = _dominant_lead(e[i], pd, usable[i])
                 peaks = _refine(xs[i, lead], pd, q, fs)
                 peaks = np.unique(peaks)
+                if select:                            # opt-in: the trusted train among single-lead ones too
+                    peaks, _ = select_train(peaks, xs[i, usable[i]], bp, q, fs)
                 flag = rate_flag(peaks, fs)
         if flag:
             peaks = np.zeros(0, np.int64)
@@ -367,7 +371,7 @@ def _dominant_lead(e: np.ndarray, peaks_d: np.ndarray, usable: np.ndarray) -> in
     return int(np.argmax(score))
 
 
-def detect_r_peaks(signal: np.ndarray, fs: float, return_flag: bool = False):
+def detect_r_peaks(signal: np.ndarray, fs: float, return_flag: bool = False, select: bool = False):
     """R-peak sample indices of one record, (12, T) / (L, T) or a single lead (T,).
 
     Raises ValueError for a bad fs or shape; returns an empty array for a flagged record
@@ -378,5 +382,5 @@ def detect_r_peaks(signal: np.ndarray, fs: float, return_flag: bool = False):
         x = x[None]
     if x.ndim != 2:
         raise ValueError(f"signal must be (leads, T) or (T,), got shape {np.shape(signal)}")
-    peaks, flags, _ = detect_batch(x[None], fs)
+    peaks, flags, _ = detect_batch(x[None], fs, select)
     return (peaks[0], flags[0]) if return_flag else peaks[0]

@@ -35,6 +35,7 @@ class TokenizerConfig:
     post_s: float = 0.45         # fixed mode: window end after R
     max_beats: int = 32
     patch_s: float = 0.7         # patch mode: patch length = stride (defaults to fixed window length)
+    detector: Literal["consensus", "select"] = "consensus"   # select: quality-selected trains (select.py)
 
     def window(self, fs: float) -> int:
         """Samples per token W at sampling rate fs (same in all modes, so models are mode-agnostic)."""

@@ -71,6 +71,7 @@ class TrialConfig:
     test_fold: int = 10                # 10 = the official split (train 1-8, val 9, test 10); see fold_layout
     token_mode: str = "fixed"          # fixed | adaptive (patch models ask for patches themselves)
     max_beats: int = 32
+    detector: str = "consensus"        # tokenizer's R peaks: consensus | select (quality-selected, tokenize/select.py)
     # how
     seed: int = 0
     epochs: int = 10
@@ -114,6 +115,8 @@ class TrialConfig:
             raise ValueError(f"unknown budget {self.budget!r}; known: {BUDGETS}")
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; known: {sorted(RECIPES)}")
+        if self.detector not in ("consensus", "select"):
+            raise ValueError(f"unknown detector {self.detector!r}; known: consensus, select")
         if not 1 <= int(self.test_fold) <= N_FOLDS:
             raise ValueError(f"test_fold must be in 1..{N_FOLDS}, got {self.test_fold}")
         for spec in ((self.train_noise,) if self.train_noise else ()) + tuple(self.eval_noise):

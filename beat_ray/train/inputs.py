@@ -72,7 +72,7 @@ def build_inputs(cfg: TrialConfig, model: torch.nn.Module, ds: ECGDataset | None
     flagged = np.zeros(len(ds), bool)
     if kind == "tokens":
         mode = "patch" if getattr(model, "token_mode", "fixed") == "patch" else cfg.token_mode
-        tok_cfg = TokenizerConfig(mode=mode, max_beats=cfg.max_beats)
+        tok_cfg = TokenizerConfig(mode=mode, max_beats=cfg.max_beats, detector=cfg.detector)
         tokens = tokens_for(ds, tok_cfg)
         flagged = np.array([bool(f) for f in tokens.flags])
     train_all, val, test = (ds.indices(s, cfg.test_fold) for s in ("train", "val", "test"))

@@ -1,0 +1,90 @@
+"""Quality-selected detection (TokenizerConfig(detector="select")): when one or two electrodes move, pick
+the beat train a reader would trust among the consensus and single-lead detections.
+
+Why: electrode motion corrupts only the leads that share the moving electrode. The consensus envelope
+mixes a corrupted lead into every lead's beats (benchmarks/detector_noise.py: at 0 dB of nst's SNR the
+two-lead consensus scores F1 0.75 and neurokit2 on lead II alone 0.82). Here every usable lead also gets
+its own detections, twice: this package's detector on that lead alone, and neurokit2's `ecg_peaks` (its
+default method, which degrades more gracefully under heavy motion). Each candidate train is scored by what
+a reader checks first (see quality.beat_train): its complexes look alike (median correlation of each
+complex with the median one, over all usable leads) and its rhythm has no spurious gaps or extra beats
+(1 - the RR coefficient of variation). A candidate replaces the consensus only when it scores clearly
+higher (by SELECT_MARGIN) and disagrees with it on beats: its beat-matching agreement with the consensus,
+bSQI of Li, Mark & Clifford (Physiol Meas 2008; matched / (n1 + n2 - matched), 150 ms), is under
+AGREE_MAX. Trains that find the same beats are the same answer, so a clean record keeps the consensus's
+beats almost always (3 % of clean PTB-XL records switch; see the benchmark's notes).
+
+Opt-in, not the default: the default tokens produced every committed result, and a switch changes the
+beats of a few clean records too.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from beat_ray.tokenize.prune import beat_correlation
+from beat_ray.tokenize.score import match_beats
+
+SELECT_MARGIN = 0.02     # a candidate's score must beat the consensus's by this much ...
+AGREE_MAX = 0.9          # ... and share fewer than this share of beats with it (bSQI)
+MATCH_S = 0.15           # EC57's matching window, as in score.py
+MIN_BEATS = 4            # a train shorter than this has no rhythm or shape to score
+
+
+def train_quality(peaks: np.ndarray, bp: np.ndarray, q: int, fd: float) -> float:
+    """median complex correlation x (1 - RR variation) of full-rate `peaks`, on band-passed leads `bp`
+    (L, T at the detection rate fd = fs / q); -1 for fewer than MIN_BEATS beats."""
+    if len(peaks) < MIN_BEATS or bp.shape[0] == 0:
+        return -1.0
+    pd = np.clip(np.asarray(peaks) // q, 0, bp.shape[-1] - 1)
+    corr = float(np.median(beat_correlation(bp, pd, fd)))
+    rr = np.diff(np.asarray(peaks, np.float64))
+    return corr * (1.0 - float(rr.std() / rr.mean()))
+
+
+def agreement(a: np.ndarray, b: np.ndarray, fs: float) -> float:
+    """bSQI: beats matched within MATCH_S / all distinct beats of the two trains."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    m = len(match_beats(a, b, round(MATCH_S * fs)))
+    return m / (len(a) + len(b) - m)
+
+
+def neurokit_peaks(lead: np.ndarray, fs: float) -> np.ndarray:
+    """neurokit2's `ecg_peaks` on `ecg_clean`ed signal; none where it finds none (it raises then)."""
+    import neurokit2 as nk
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, info = nk.ecg_peaks(nk.ecg_clean(lead, sampling_rate=fs), sampling_rate=fs)
+    except (ValueError, IndexError, ZeroDivisionError):
+        return np.zeros(0, np.int64)
+    return np.unique(np.asarray(info["ECG_R_Peaks"], np.int64))
+
+
+def candidates(xs: np.ndarray, fs: float) -> list[np.ndarray]:
+    """Single-lead trains of the usable leads xs (L, T, full rate, finite): ours, then neurokit2's."""
+    from beat_ray.tokenize.detect import detect_batch  # detect imports this module
+    out = []
+    for lead in xs:
+        peaks, flags, _ = detect_batch(lead[None, None], fs)
+        if not flags[0]:
+            out.append(peaks[0])
+        out.append(neurokit_peaks(lead.astype(np.float64), fs))
+    return out
+
+
+def select(peaks: np.ndarray, xs: np.ndarray, bp: np.ndarray, q: int, fs: float) -> tuple[np.ndarray, bool]:
+    """(the trusted train, whether it replaced the consensus `peaks`). xs: usable leads at full rate;
+    bp: the same leads band-passed at the detection rate fs / q."""
+    fd = fs / q
+    base = train_quality(peaks, bp, q, fd)
+    best, best_q = peaks, base + SELECT_MARGIN
+    for cand in candidates(xs, fs):
+        s = train_quality(cand, bp, q, fd)
+        if s > best_q:
+            best, best_q = cand, s
+    if best is peaks or agreement(best, peaks, fs) >= AGREE_MAX:
+        return peaks, False
+    return best, True

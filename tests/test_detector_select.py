@@ -1,0 +1,103 @@
+"""Issue J part 2, the opt-in quality-selected detector (tokenize/select.py), with a planted positive control:
+real MIT-BIH 100 (MLII placed as lead II, V5) where electrode motion is put on V5 only, so the clean beats
+are known to sit in lead II. The consensus mixes V5's artefacts in; select must find lead II's train.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wfdb
+from formats import REALDATA
+
+from beat_ray.data.electrodes import add_electrode_noise
+from beat_ray.tokenize import (
+    TokenizerConfig,
+    beat_samples,
+    detect_batch,
+    score_beats,
+    tokenize,
+)
+from beat_ray.tokenize.select import agreement, train_quality
+from beat_ray.train.config import TrialConfig
+
+WINDOWS = 12
+
+
+@pytest.fixture(scope="module")
+def windows():
+    """12 ten-second windows of MIT-BIH 100: (clean (12, T) with NaN for absent leads, V5 in motion, ref)."""
+    path = str(REALDATA / "mitdb" / "100")
+    r, ann = wfdb.rdrecord(path), wfdb.rdann(path, "atr")
+    ref = beat_samples(ann.symbol, ann.sample)
+    n = int(10 * r.fs)
+    out = []
+    for k in range(WINDOWS):
+        x = np.full((12, n), np.nan, np.float32)
+        x[1], x[10] = r.p_signal[k * n:(k + 1) * n, 0], r.p_signal[k * n:(k + 1) * n, 1]
+        rk = ref[(ref >= k * n) & (ref < (k + 1) * n)] - k * n
+        y = add_electrode_noise(x[None], "em", 0.0, r.fs, [rk], seed=0, keys=[k])[0]
+        y[1] = x[1]                        # planted: lead II stays clean, V5 carries 0-dB electrode motion
+        out.append((x, y, rk))
+    return r.fs, out
+
+
+def _f1(fs, pairs) -> float:
+    tp = fn = fp = 0
+    for ref, peaks in pairs:
+        s = score_beats(ref, peaks, fs)
+        tp, fn, fp = tp + s["tp"], fn + s["fn"], fp + s["fp"]
+    return 2 * tp / (2 * tp + fn + fp)
+
+
+def test_select_finds_the_clean_lead_the_consensus_misses(windows):
+    fs, wins = windows
+    noisy = np.stack([y for _, y, _ in wins])
+    cons, _, _ = detect_batch(noisy, fs)
+    sel, flags, _ = detect_batch(noisy, fs, select=True)
+    assert not any(flags)
+    f_cons = _f1(fs, [(ref, p) for (_, _, ref), p in zip(wins, cons)])
+    f_sel = _f1(fs, [(ref, p) for (_, _, ref), p in zip(wins, sel)])
+    assert f_cons < 0.98, f"the planted motion should cost the consensus beats (F1 {f_cons:.4f})"
+    assert f_sel >= 0.99, f"select F1 {f_sel:.4f} (consensus {f_cons:.4f})"
+
+
+def test_select_keeps_the_consensus_on_clean_windows(windows):
+    fs, wins = windows
+    clean = np.stack([x for x, _, _ in wins])
+    cons, _, _ = detect_batch(clean, fs)
+    sel, _, _ = detect_batch(clean, fs, select=True)
+    assert all(np.array_equal(a, b) for a, b in zip(cons, sel))
+
+
+def test_tokens_carry_the_selected_peaks(windows):
+    fs, wins = windows
+    noisy = np.stack([y for _, y, _ in wins])
+    sel, _, _ = detect_batch(noisy, fs, select=True)
+    cons, _, _ = detect_batch(noisy, fs)
+    tok = tokenize(noisy, fs, TokenizerConfig(detector="select"))
+    for i, p in enumerate(sel):
+        assert np.array_equal(tok.r_peaks[i][: tok.n_beats[i]], p[: tok.config.max_beats])
+    assert any(not np.array_equal(a, b) for a, b in zip(sel, cons))
+
+
+def test_quality_and_agreement_values():
+    fs = 100.0
+    peaks = np.arange(50, 1000, 80)
+    assert agreement(peaks, peaks, fs) == 1.0
+    assert agreement(peaks, peaks[::2], fs) == pytest.approx(len(peaks[::2]) / len(peaks))
+    assert agreement(peaks, np.zeros(0, np.int64), fs) == 0.0
+    t = np.arange(1000)
+    bp = np.zeros((1, 1000))
+    for p in peaks:
+        bp[0] += np.exp(-0.5 * ((t - p) / 2.0) ** 2)
+    assert train_quality(peaks, bp, 1, fs) == pytest.approx(1.0, abs=1e-6)      # alike, regular
+    uneven = np.sort(np.r_[peaks, 455])                                          # an extra, unlike "beat"
+    assert train_quality(uneven, bp, 1, fs) < 0.8
+    assert train_quality(peaks[:3], bp, 1, fs) == -1.0
+
+
+def test_unknown_detector_is_refused():
+    with pytest.raises(ValueError, match="unknown detector 'xqrs'"):
+        tokenize(np.zeros((1, 12, 1000), np.float32), 100.0, TokenizerConfig(detector="xqrs"))
+    with pytest.raises(ValueError, match="unknown detector 'xqrs'"):
+        TrialConfig(detector="xqrs")
