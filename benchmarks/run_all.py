@@ -45,6 +45,8 @@ def steps(py: str, device: str, scratch: Path) -> list[Step]:
         Step("data", (py, "benchmarks/data.py", "--n", "2000"), "data.json"),
         Step("tokenize", (py, "benchmarks/tokenize.py"), "tokenize.json"),
         Step("detector_noise", (py, "benchmarks/detector_noise.py"), "detector_noise.json"),
+        Step("detector_noise_seed1", (py, "benchmarks/detector_noise.py", "--noise-seed", "1", "--out",
+                                      str(OUT / "detector_noise_seed1.json")), "detector_noise_seed1.json"),
         Step("models", (py, "benchmarks/models.py", "--device", device, "--rounds", "2"), "models.json"),
         Step("ray_overhead", (py, "benchmarks/ray_overhead.py"), "ray_overhead.json"),
         Step("make_demo", ("make", "demo", f"DEMO_ARGS={demo_args}"), None),
@@ -95,12 +97,19 @@ def headline(results: dict) -> list[dict]:
         if c:
             add(f"tokenize a PTB-XL-sized corpus ({c['records']} records, {c['n_jobs']} processes)",
                 round(c["tokenize_corpus_s"], 1), "s", "< 60", c["tokenize_corpus_s"] < 60)
-    dn = results.get("detector_noise", {}).get("json") or {}
-    for cond, r in (dn.get("f1") or {}).items():
-        peer = max(r["neurokit2"]["f1"], r["xqrs"]["f1"])
-        add(f"R-peak F1, {dn['windows']} real 10-s windows, {cond}: ours / neurokit2 / xqrs",
-            f"{r['ours']['f1']:.4f} / {r['neurokit2']['f1']:.4f} / {r['xqrs']['f1']:.4f}", "F1",
-            ">= max(neurokit2, xqrs)", r["ours"]["f1"] >= peer)
+    for step, seed_note in (("detector_noise", "noise seed 0"), ("detector_noise_seed1", "noise seed 1, held out")):
+        dn = results.get(step, {}).get("json") or {}
+        for cond, r in (dn.get("f1") or {}).items():
+            peer = max(r["neurokit2"]["f1"], r["xqrs"]["f1"])
+            for det in ("ours", "ours, select"):
+                if det in r:
+                    add(f"R-peak F1, {dn['windows']} real 10-s windows, {seed_note}, {cond}: {det} / neurokit2 / xqrs",
+                        f"{r[det]['f1']:.4f} / {r['neurokit2']['f1']:.4f} / {r['xqrs']['f1']:.4f}", "F1",
+                        ">= max(neurokit2, xqrs)", r[det]["f1"] >= peer)
+        sw = dn.get("ptbxl_select_changed")
+        if sw and step == "detector_noise":
+            add("clean real PTB-XL records whose beats `select` changes", f"{sw['changed']} of {sw['records']}",
+                "records")
     m = results.get("models", {}).get("json") or {}
     for r in m.get("rows", []):
         add(f"{r['model']}: params / train / infer ({m.get('device_name', m.get('device'))}, batch {m.get('batch')})",

@@ -28,6 +28,12 @@ xresnet1d101, resnet1d_wang and beatnet, 5 types x 6 SNRs: 30 trials, measured 5
 2-core machine at 4afa72a (2 trials at a time; the noisy scoring adds 60-200 s per trial).
 `--preset cpu`: synth, 3000 records, 3 seeds on the official split, the same three models: 9 trials,
 measured 18.3 min (1,100 s) on the graded synth (generator 2) at 20488e3, alone on this 2-core machine.
+
+BEAT-Net with the opt-in quality-selected detector (tokenize/select.py), as its own arm of the same folder
+(rows labelled `beatnet (select detector)`, paired with plain beatnet on the same records and noise):
+    python experiments/noise_robustness.py --preset real --models beatnet --set detector=select --name noise-real-select
+    python experiments/noise_robustness.py --preset cpu --models beatnet --set detector=select --name noise-cpu-select
+measured 13.4 min (10 trials) and 14.5 min (3 trials) alone on this 2-core machine at 5f43066.
 """
 from __future__ import annotations
 
