@@ -364,3 +364,15 @@ def test_failed_build_leaves_previous_set_untouched(built, tmp_path):
     assert os.listdir(out) == ["fig1_data_efficiency.png"]
     assert (out / "fig1_data_efficiency.png").read_bytes() == b"previous"
     assert sorted(os.listdir(tmp_path)) == ["paper_figures", "results"]
+
+
+def test_detector_arm_is_labelled_and_paired_with_plain_beatnet():
+    from beat_ray.report.load import _model_labels, fill_later_fields
+
+    rows = fill_later_fields(pd.DataFrame({"config/model": ["beatnet", "beatnet", "resnet1d_wang"],
+                                           "config/detector": [None, "select", None]}))
+    labels = list(_model_labels(rows))
+    assert labels == ["beatnet", "beatnet (select detector)", "resnet1d_wang"]
+    assert an.reference_for("beatnet (select detector)", labels) == "beatnet"
+    assert an.reference_for("resnet1d_wang", labels) == "beatnet"
+    assert an.reference_for("beatnet (tuned)", ["beatnet", "beatnet (tuned)"]) == "beatnet (tuned)"
