@@ -10,6 +10,10 @@ One seed and 150 records: it says which way to look, not how large an effect is.
     .venv/bin/python benchmarks/morphology_probe.py --n-records 3000 --epochs 12 --seeds 0 1 2 \
         --probes 0 1 4 --out benchmarks/out/morphology_probe_cpu.json    # the cpu ablation budget
 
+Also per class (`per_class` in the JSON; morphology classes printed), against beatnet and against the linear
+map. At the cpu budget the default and linear-map rows reproduce the committed ablation study's predictions
+to three decimals (same seeds, records and code path).
+
 With several seeds every model's scores are stacked per seed and the bootstrap CI recomputes the mean
 over seeds on each resample of the test records (as the report does).
 
@@ -78,10 +82,24 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"group": g, "model": key, "auc": point, "delta_vs_beatnet": delta,
                          "ci": [lo, hi]})
             print(f"{g:11s} {key:45s} AUC {point:.3f}   minus beatnet {delta:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    # per class, against the linear map too: which evidence (notch, ST level, T polarity) each BeatCNN reads
+    per_class = []
+    refs = [r for r in ("beatnet", "beatnet_no_morphology") if r in scores]
+    for j, c in enumerate(classes):
+        for key, sc in scores.items():
+            row = {"class": c, "group": CLASS_GROUPS[c], "model": key, "auc": macro_point(y, sc, [j])}
+            for r in refs:
+                d, lo, hi = paired_delta(y, sc, scores[r], w, [j])
+                row[f"minus_{r}"] = [d, lo, hi]
+            per_class.append(row)
+            if CLASS_GROUPS[c] == "morphology":
+                print(f"{c:11s} {key:45s} AUC {row['auc']:.3f}   " + "   ".join(
+                    f"minus {r} {row[f'minus_{r}'][0]:+.3f} [{row[f'minus_{r}'][1]:+.3f}, {row[f'minus_{r}'][2]:+.3f}]"
+                    for r in refs))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"n_records": a.n_records, "epochs": a.epochs, "seeds": a.seeds, "test_records": len(y),
-                               "seconds": seconds, "rows": rows}, indent=1))
+                               "seconds": seconds, "rows": rows, "per_class": per_class}, indent=1))
     tmp.replace(a.out)
     print(f"wrote {a.out}")
     return 0
