@@ -3,12 +3,20 @@
 On the graded synth, `beatnet_no_morphology` (a linear map of each R-aligned window) scores higher than
 BEAT-Net on the morphology group (Table 2, cpu). This trains BEAT-Net with BeatCNN variants on the small
 preset of tests/test_ablation_control.py (1,500 records, 8 epochs, seed 0, the official split: 150 test
-records, by default) and prints each group's macro-AUC with its paired 95% bootstrap CI against the default BEAT-Net.
+records, by default) and prints each group's macro-AUC with its paired 95% bootstrap CI against the default
+BEAT-Net and against the linear map (whichever of the two are among --probes).
 One seed and 150 records: it says which way to look, not how large an effect is.
 
     .venv/bin/python benchmarks/morphology_probe.py          # 3 min on 2 cores
     .venv/bin/python benchmarks/morphology_probe.py --n-records 3000 --epochs 12 --seeds 0 1 2 \
         --probes 0 1 4 --out benchmarks/out/morphology_probe_cpu.json    # the cpu ablation budget
+
+Two questions about the generator and the sampling rate (issue J part 3), each against the linear map:
+
+    .venv/bin/python benchmarks/morphology_probe.py --n-records 3000 --epochs 12 --seeds 0 1 2 --probes 0 1 4 \
+        --synth '{"notch_mv": 0.8}' --out benchmarks/out/morphology_probe_notch08.json   # LVH notch x2.7; 16 min
+    .venv/bin/python benchmarks/morphology_probe.py --fs 500 --n-records 3000 --epochs 12 --seeds 0 \
+        --probes 1 4 --out benchmarks/out/morphology_probe_500hz.json                      # 500 Hz; 19.5 min
 
 Also per class (`per_class` in the JSON; morphology classes printed), against beatnet and against the linear
 map. At the cpu budget the default and linear-map rows reproduce the committed ablation study's predictions
@@ -27,17 +35,18 @@ import sys
 # benchmarks/tokenize.py would shadow the stdlib `tokenize` when this folder is sys.path[0]
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from beat_ray.data.synth import CLASS_GROUPS  # noqa: E402
-from beat_ray.report.stats import macro_point, paired_delta, valid_resamples  # noqa: E402
-from beat_ray.train.config import TrialConfig  # noqa: E402
-from beat_ray.train.loop import fit  # noqa: E402
+from beat_ray.data.synth import CLASS_GROUPS
+from beat_ray.report.stats import macro_point, paired_delta, valid_resamples
+from beat_ray.tokenize.layout import TokenizerConfig
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.loop import fit
 
 OUT = Path(__file__).resolve().parent / "out" / "morphology_probe.json"
 PROBES: tuple[tuple[str, dict], ...] = (
@@ -51,54 +60,60 @@ PROBES: tuple[tuple[str, dict], ...] = (
 GROUPS = ("rhythm", "territory", "morphology")
 
 
+def _deltas(row: dict, refs: list[str]) -> str:
+    return "   ".join(f"minus {r} {row[f'minus_{r}'][0]:+.3f} [{row[f'minus_{r}'][1]:+.3f}, {row[f'minus_{r}'][2]:+.3f}]"
+                       for r in refs)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-records", type=int, default=1500)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--probes", type=int, nargs="+", default=None, help="indices into PROBES (0 = beatnet, kept first)")
+    ap.add_argument("--probes", type=int, nargs="+", default=None, help="indices into PROBES (default all)")
+    ap.add_argument("--synth", type=json.loads, default={}, help='SynthConfig overrides as JSON, e.g. \'{"notch_mv": 0.8}\'')
+    ap.add_argument("--fs", type=int, default=100, help="sampling rate of synth and tokens (100 or 500)")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
-    probes = [PROBES[i] for i in sorted(set([0] + (a.probes or list(range(len(PROBES))))))]
+    probes = [PROBES[i] for i in sorted(set(a.probes or range(len(PROBES))))]
     preds, seconds = {}, {}
+    window = TokenizerConfig().window(a.fs)             # the linear map needs W fixed (70 at 100 Hz, 350 at 500)
     for name, kw in probes:
+        kw = {**kw, "window": window} if name == "beatnet_no_morphology" and a.fs != 100 else kw
         key = name + (json.dumps(kw, sort_keys=True) if kw else "")
         t = time.perf_counter()
-        preds[key] = [fit(TrialConfig(model=name, model_kwargs={"size": "tiny", **kw}, dataset="synth", task="all",
-                                      n_records=a.n_records, epochs=a.epochs, batch_size=64, seed=s))["_predictions"]
+        preds[key] = [fit(TrialConfig(model=name, model_kwargs={"size": "tiny", **kw}, dataset="synth", task="all", fs=a.fs,
+                                      synth=a.synth, n_records=a.n_records, epochs=a.epochs, batch_size=64, seed=s))["_predictions"]
                       for s in a.seeds]
         seconds[key] = time.perf_counter() - t
-    ref = preds["beatnet"][0]
+    ref = next(iter(preds.values()))[0]
     y, classes = ref["labels"], list(ref["classes"])
     assert all(list(p["record_id"]) == list(ref["record_id"]) for ps in preds.values() for p in ps)   # same records
     scores = {k: np.stack([p["scores"] for p in ps]) for k, ps in preds.items()}   # (seeds, records, classes)
     w, _ = valid_resamples(y, 1000, 0)
-    rows = []
+    # against the default BEAT-Net and against the linear map, whichever of the two ran
+    refs = [k for k in scores if k == "beatnet" or k.startswith("beatnet_no_morphology")]
+    rows, per_class = [], []
     for g in GROUPS:
         cols = [i for i, c in enumerate(classes) if CLASS_GROUPS[c] == g]
         for key, sc in scores.items():
-            point = macro_point(y, sc, cols)
-            delta, lo, hi = paired_delta(y, sc, scores["beatnet"], w, cols)
-            rows.append({"group": g, "model": key, "auc": point, "delta_vs_beatnet": delta,
-                         "ci": [lo, hi]})
-            print(f"{g:11s} {key:45s} AUC {point:.3f}   minus beatnet {delta:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-    # per class, against the linear map too: which evidence (notch, ST level, T polarity) each BeatCNN reads
-    per_class = []
-    refs = [r for r in ("beatnet", "beatnet_no_morphology") if r in scores]
+            row = {"group": g, "model": key, "auc": macro_point(y, sc, cols)}
+            for r in refs:
+                row[f"minus_{r}"] = list(paired_delta(y, sc, scores[r], w, cols))
+            rows.append(row)
+            print(f"{g:11s} {key:45s} AUC {row['auc']:.3f}   " + _deltas(row, refs))
+    # per class: which evidence (notch, ST level, T polarity) each BeatCNN reads
     for j, c in enumerate(classes):
         for key, sc in scores.items():
             row = {"class": c, "group": CLASS_GROUPS[c], "model": key, "auc": macro_point(y, sc, [j])}
             for r in refs:
-                d, lo, hi = paired_delta(y, sc, scores[r], w, [j])
-                row[f"minus_{r}"] = [d, lo, hi]
+                row[f"minus_{r}"] = list(paired_delta(y, sc, scores[r], w, [j]))
             per_class.append(row)
             if CLASS_GROUPS[c] == "morphology":
-                print(f"{c:11s} {key:45s} AUC {row['auc']:.3f}   " + "   ".join(
-                    f"minus {r} {row[f'minus_{r}'][0]:+.3f} [{row[f'minus_{r}'][1]:+.3f}, {row[f'minus_{r}'][2]:+.3f}]"
-                    for r in refs))
+                print(f"{c:11s} {key:45s} AUC {row['auc']:.3f}   " + _deltas(row, refs))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"n_records": a.n_records, "epochs": a.epochs, "seeds": a.seeds, "test_records": len(y),
+    tmp.write_text(json.dumps({"synth": a.synth, "fs": a.fs, "n_records": a.n_records, "epochs": a.epochs, "seeds": a.seeds, "test_records": len(y),
                                "seconds": seconds, "rows": rows, "per_class": per_class}, indent=1))
     tmp.replace(a.out)
     print(f"wrote {a.out}")
