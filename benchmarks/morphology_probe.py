@@ -17,6 +17,8 @@ Two questions about the generator and the sampling rate (issue J part 3), each a
         --synth '{"notch_mv": 0.8}' --out benchmarks/out/morphology_probe_notch08.json   # LVH notch x2.7; 16 min
     .venv/bin/python benchmarks/morphology_probe.py --fs 500 --n-records 3000 --epochs 12 --seeds 0 \
         --probes 1 4 --out benchmarks/out/morphology_probe_500hz.json                      # 500 Hz; 19.5 min
+    .venv/bin/python benchmarks/morphology_probe.py --fs 500 --n-records 3000 --epochs 12 --seeds 0 1 2 \
+        --probes 1 4 --keep /tmp/probe_preds --out benchmarks/out/morphology_probe_500hz_3seeds.json  # 58 min
 
 Also per class (`per_class` in the JSON; morphology classes printed), against beatnet and against the linear
 map. At the cpu budget the default and linear-map rows reproduce the committed ablation study's predictions
@@ -36,6 +38,8 @@ import sys
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -47,6 +51,7 @@ from beat_ray.report.stats import macro_point, paired_delta, valid_resamples
 from beat_ray.tokenize.layout import TokenizerConfig
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import fit
+from beat_ray.train.results import git_info
 
 OUT = Path(__file__).resolve().parent / "out" / "morphology_probe.json"
 PROBES: tuple[tuple[str, dict], ...] = (
@@ -65,6 +70,23 @@ def _deltas(row: dict, refs: list[str]) -> str:
                        for r in refs)
 
 
+def _predict(cfg: TrialConfig, keep: Path | None) -> dict:
+    """fit(cfg)'s test predictions, from `keep` when this exact config (and code commit) already ran."""
+    if keep is None:
+        return fit(cfg)["_predictions"]
+    tag = hashlib.sha256(json.dumps([dataclasses.asdict(cfg), git_info()[0]], sort_keys=True, default=str).encode())
+    path = keep / f"{cfg.model}-s{cfg.seed}-{tag.hexdigest()[:12]}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    pred = fit(cfg)["_predictions"]
+    keep.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **{k: np.asarray(pred[k]) for k in ("labels", "scores", "classes", "record_id")})
+    tmp.replace(path)
+    return pred
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-records", type=int, default=1500)
@@ -74,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synth", type=json.loads, default={}, help='SynthConfig overrides as JSON, e.g. \'{"notch_mv": 0.8}\'')
     ap.add_argument("--fs", type=int, default=100, help="sampling rate of synth and tokens (100 or 500)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="folder for each (probe, seed)'s test predictions: reused when present, so a killed "
+                         "or extended run (more seeds) retrains only what is missing")
     a = ap.parse_args(argv)
     probes = [PROBES[i] for i in sorted(set(a.probes or range(len(PROBES))))]
     preds, seconds = {}, {}
@@ -82,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         kw = {**kw, "window": window} if name == "beatnet_no_morphology" and a.fs != 100 else kw
         key = name + (json.dumps(kw, sort_keys=True) if kw else "")
         t = time.perf_counter()
-        preds[key] = [fit(TrialConfig(model=name, model_kwargs={"size": "tiny", **kw}, dataset="synth", task="all", fs=a.fs,
-                                      synth=a.synth, n_records=a.n_records, epochs=a.epochs, batch_size=64, seed=s))["_predictions"]
+        preds[key] = [_predict(TrialConfig(model=name, model_kwargs={"size": "tiny", **kw}, dataset="synth", task="all",
+                                           fs=a.fs, synth=a.synth, n_records=a.n_records, epochs=a.epochs, batch_size=64,
+                                           seed=s), a.keep)
                       for s in a.seeds]
         seconds[key] = time.perf_counter() - t
     ref = next(iter(preds.values()))[0]
