@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,9 @@ def bench_rate(fs: int, n: int, tmp: Path) -> dict:
     one = per_record(lambda i: tokenize(x[i:i + 1], fs, cfg), range(n), "one")
     batch = per_record(lambda _: tokenize(x, fs, cfg), [None], "batch") / n
     CPU["batch"] /= n
+    # the opt-in quality-selected detector (tokenize/select.py): its cost decides whether it can be the default
+    sel = per_record(lambda _: tokenize(x, fs, replace(cfg, detector="select")), [None], "select", passes=2) / n
+    CPU["select"] /= n
     tk = tokenize(x, fs, cfg)
     import neurokit2 as nk
     with warnings.catch_warnings():
@@ -79,6 +83,7 @@ def bench_rate(fs: int, n: int, tmp: Path) -> dict:
             "ratio_tokenize_one_to_rdsamp": one / read, "ratio_tokenize_batched_to_rdsamp": batch / read,
             "nk_ecg_peaks_one_lead_s": nk_one, "ratio_tokenize_one_to_nk_one_lead": one / nk_one,
             "ratio_tokenize_batched_to_nk_one_lead": batch / nk_one,
+            "tokenize_batched_select_s_per_record": sel, "ratio_select_to_consensus_batched": sel / batch,
             "cpu_s_per_record": dict(CPU),
             "cpu_ratio_tokenize_one_to_rdsamp": CPU["one"] / CPU["read"],
             "cpu_ratio_tokenize_batched_to_rdsamp": CPU["batch"] / CPU["read"],
@@ -118,7 +123,9 @@ def main() -> None:
                   f"{r['records_per_s_batched']:.0f} rec/s batched; rdsamp {1 / r['rdsamp_s_per_record']:.0f} rec/s; "
                   f"ratio to rdsamp {r['ratio_tokenize_one_to_rdsamp']:.2f} (batched {r['ratio_tokenize_batched_to_rdsamp']:.2f}); "
                   f"ratio to nk.ecg_peaks(1 lead) {r['ratio_tokenize_one_to_nk_one_lead']:.2f} "
-                  f"(batched {r['ratio_tokenize_batched_to_nk_one_lead']:.2f}); CPU-time ratios to rdsamp "
+                  f"(batched {r['ratio_tokenize_batched_to_nk_one_lead']:.2f}); detector=select batched "
+                  f"{1 / r['tokenize_batched_select_s_per_record']:.0f} rec/s ({r['ratio_select_to_consensus_batched']:.1f}x "
+                  f"the consensus); CPU-time ratios to rdsamp "
                   f"{r['cpu_ratio_tokenize_one_to_rdsamp']:.2f} (batched {r['cpu_ratio_tokenize_batched_to_rdsamp']:.2f}), "
                   f"to nk {r['cpu_ratio_tokenize_one_to_nk_one_lead']:.2f} (batched {r['cpu_ratio_tokenize_batched_to_nk_one_lead']:.2f})")
         if args.corpus:
