@@ -61,6 +61,7 @@ PROBES: tuple[tuple[str, dict], ...] = (
     ("beatnet", {"rf_s": 0.45}),                        # sees QRS and ST together (issue L's tuned field)
     ("beatnet", {"rf_s": 0.45, "cnn_bins": 9}),
     ("beatnet", {"token_norm": "baseline"}),
+    ("beatnet", {"rf_s": 0.45, "cnn_bins": 9, "cnn_strides": (5, 2, 2)}),   # 500 Hz: the first conv decimates
 )
 GROUPS = ("rhythm", "territory", "morphology")
 

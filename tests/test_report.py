@@ -376,3 +376,15 @@ def test_detector_arm_is_labelled_and_paired_with_plain_beatnet():
     assert an.reference_for("beatnet (select detector)", labels) == "beatnet"
     assert an.reference_for("resnet1d_wang", labels) == "beatnet"
     assert an.reference_for("beatnet (tuned)", ["beatnet", "beatnet (tuned)"]) == "beatnet (tuned)"
+
+
+def test_palette_keeps_a_models_colour_across_figures():
+    """fig1 and Fig. 2 show different model sets; a model's colour must not depend on its neighbours."""
+    from beat_ray.report.figures import palette
+    alone = palette(["resnet1d_wang", "xresnet1d101"])
+    crowded = palette(["beatnet", "beatnet (select detector)", "beatnet (tuned)", "beatnet_no_spatial",
+                       "resnet1d_wang", "xresnet1d101", "inception1d", "some_new_model"])
+    assert alone["resnet1d_wang"] == crowded["resnet1d_wang"]
+    assert alone["xresnet1d101"] == crowded["xresnet1d101"]
+    assert len(set(crowded.values())) == len(crowded)             # distinct within one figure
+    assert crowded["beatnet (select detector)"] != crowded["beatnet"]

@@ -46,10 +46,29 @@ def save(fig, out: Path, stem: str, dpi: int = DPI) -> list[str]:
     return [f"{stem}.png", f"{stem}.pdf"]
 
 
+# tab10 slot per registered model, so a model keeps its colour whichever others share a figure
+COLOURS = {"beatnet": 0, "resnet1d_wang": 1, "xresnet1d101": 2, "inception1d": 3, "beatnet_no_morphology": 4,
+           "beatnet_no_spatial": 5, "beatnet_no_temporal": 6, "beatnet_patch": 7, "beatnet_small": 8, "beatnet_base": 9}
+
+
 def palette(models) -> dict[str, tuple]:
-    """One colour per model, the same in every figure."""
-    cmap = plt.get_cmap("tab10")
-    return {m: cmap(i % 10) for i, m in enumerate(an.model_order(models))}
+    """One colour per model label, the same in every figure: a registered model's own tab10 colour; a
+    qualified label ('beatnet (select detector)', '... (tuned)') the light tab20 tint of its model's colour;
+    anything else, or a clash within one figure, the first tab20 colour the figure does not use yet."""
+    tab10, tab20 = plt.get_cmap("tab10"), plt.get_cmap("tab20")
+    order = an.model_order(models)
+    out: dict[str, tuple] = {}
+    for m in sorted(order, key=lambda m: " (" in m):      # plain names claim their colours first
+        base = m.split(" (")[0]
+        if base in COLOURS:
+            want = tab20(2 * COLOURS[base] + 1) if " (" in m else tab10(COLOURS[base])
+            if want not in out.values():
+                out[m] = want
+    for m in order:
+        if m not in out:
+            out[m] = next(c for c in map(tab20, range(20)) if c not in out.values())
+    return {m: out[m] for m in order}
+    return out
 
 
 def fig4_tokens(signal: np.ndarray, fs: float, out: Path, seconds: float = 10.0) -> tuple[list[str], int]:
