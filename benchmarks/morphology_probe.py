@@ -48,7 +48,6 @@ import numpy as np
 
 from beat_ray.data.synth import CLASS_GROUPS
 from beat_ray.report.stats import macro_point, paired_delta, valid_resamples
-from beat_ray.tokenize.layout import TokenizerConfig
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import fit
 from beat_ray.train.results import git_info
@@ -103,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     probes = [PROBES[i] for i in sorted(set(a.probes or range(len(PROBES))))]
     preds, seconds = {}, {}
-    window = TokenizerConfig().window(a.fs)             # the linear map needs W fixed (70 at 100 Hz, 350 at 500)
     for name, kw in probes:
-        kw = {**kw, "window": window} if name == "beatnet_no_morphology" and a.fs != 100 else kw
         key = name + (json.dumps(kw, sort_keys=True) if kw else "")
         t = time.perf_counter()
         preds[key] = [_predict(TrialConfig(model=name, model_kwargs={"size": "tiny", **kw}, dataset="synth", task="all",

@@ -79,6 +79,16 @@ def test_no_morphology_needs_its_window():
         model(token_batch(W=70))
 
 
+def test_trainer_sizes_the_linear_window_for_the_trials_fs():
+    """`--set fs=500` with beatnet_no_morphology: the trainer passes W=350, baselines get no fs kwarg."""
+    from beat_ray.train.config import TrialConfig
+    from beat_ray.train.loop import build_model, model_kwargs
+    model = build_model(TrialConfig(model="beatnet_no_morphology", fs=500), C).eval()
+    assert model(token_batch(W=350)).shape == (3, C)
+    assert model_kwargs(TrialConfig(model="beatnet_no_morphology"))["window"] == 70
+    assert model_kwargs(TrialConfig(model="resnet1d_wang", fs=500)) == {}
+
+
 def test_declared_inputs_and_protocol():
     assert create("beatnet", C).token_mode == "fixed"
     assert create("beatnet_patch", C).token_mode == "patch"

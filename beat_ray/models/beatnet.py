@@ -385,6 +385,7 @@ def _factory(name: str, cls: type[BeatNet] = BeatNet, default_size: str = "tiny"
             raise ValueError(f"{name} fixes {sorted(clash)}; use another registered name instead")
         return cls(n_classes, beatnet_config(size, **{**overrides, **fixed}))
 
+    factory.sized_by_fs = True                   # the trainer passes the trial's fs and token window W
     factory.__name__ = name
     factory.__doc__ = f"{name}: BEAT-Net ({cls.__name__}) with {fixed or 'all three encoders'}"
     return register_model(name)(factory)

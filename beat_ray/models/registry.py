@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 
 from torch import nn
 
-__all__ = ["register_model", "create", "list_models", "is_model"]
+__all__ = ["register_model", "create", "list_models", "is_model", "sized_by_fs"]
 
 
 class ModelFactory(Protocol):
@@ -58,3 +58,9 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def is_model(name: str) -> bool:
     return name in _REGISTRY
+
+
+def sized_by_fs(name: str) -> bool:
+    """Whether `name`'s factory sizes itself by the sampling rate: BEAT-Net's receptive field in seconds
+    (`fs=`) and the width of its linear window stand-in (`window=`). The trainer passes both."""
+    return bool(getattr(_REGISTRY.get(name), "sized_by_fs", False))

@@ -22,6 +22,8 @@ from torch import nn
 from beat_ray.data.prepare import ORIGIN
 from beat_ray.data.splits import record_set_hash
 from beat_ray.models import create, sliding_window_logits
+from beat_ray.models.registry import sized_by_fs
+from beat_ray.tokenize.layout import TokenizerConfig
 from beat_ray.train.attribution import lead_attribution
 from beat_ray.train.config import (
     MAX_BUDGET_SCALE,
@@ -50,10 +52,14 @@ def seed_everything(seed: int, threads: int) -> None:
 
 
 def model_kwargs(cfg: TrialConfig) -> dict:
-    """The model's kwargs; a receptive field given in seconds (`rf_s`) is sized for the trial's fs."""
+    """The model's kwargs. A model sized by the sampling rate (registry.sized_by_fs: BEAT-Net's receptive
+    field in seconds, the linear window of beatnet_no_morphology) gets the trial's fs and token width W,
+    so `--set fs=500` needs no model kwarg."""
     kw = dict(cfg.model_kwargs)
-    if "rf_s" in kw:
+    if "rf_s" in kw or sized_by_fs(cfg.model):
         kw.setdefault("fs", cfg.fs)
+    if sized_by_fs(cfg.model):
+        kw.setdefault("window", TokenizerConfig(mode=cfg.token_mode).window(cfg.fs))
     return kw
 
 
