@@ -18,7 +18,7 @@ Two questions about the generator and the sampling rate (issue J part 3), each a
     .venv/bin/python benchmarks/morphology_probe.py --fs 500 --n-records 3000 --epochs 12 --seeds 0 \
         --probes 1 4 --out benchmarks/out/morphology_probe_500hz.json                      # 500 Hz; 19.5 min
     .venv/bin/python benchmarks/morphology_probe.py --fs 500 --n-records 3000 --epochs 12 --seeds 0 1 2 \
-        --probes 1 4 --keep /tmp/probe_preds --out benchmarks/out/morphology_probe_500hz_3seeds.json  # 58 min
+        --probes 1 4 --keep /tmp/probe_preds --out benchmarks/out/morphology_probe_500hz_3seeds.json  # 67 min (shared CPUs)
 
 Also per class (`per_class` in the JSON; morphology classes printed), against beatnet and against the linear
 map. At the cpu budget the default and linear-map rows reproduce the committed ablation study's predictions
