@@ -68,7 +68,6 @@ def palette(models) -> dict[str, tuple]:
         if m not in out:
             out[m] = next(c for c in map(tab20, range(20)) if c not in out.values())
     return {m: out[m] for m in order}
-    return out
 
 
 def fig4_tokens(signal: np.ndarray, fs: float, out: Path, seconds: float = 10.0) -> tuple[list[str], int]:

@@ -55,10 +55,10 @@ def model_kwargs(cfg: TrialConfig) -> dict:
     """The model's kwargs. A model sized by the sampling rate (registry.sized_by_fs: BEAT-Net's receptive
     field in seconds, the linear window of beatnet_no_morphology) gets the trial's fs and token width W,
     so `--set fs=500` needs no model kwarg."""
-    kw = dict(cfg.model_kwargs)
-    if "rf_s" in kw or sized_by_fs(cfg.model):
+    kw, sized = dict(cfg.model_kwargs), sized_by_fs(cfg.model)
+    if sized or "rf_s" in kw:
         kw.setdefault("fs", cfg.fs)
-    if sized_by_fs(cfg.model):
+    if sized:
         kw.setdefault("window", TokenizerConfig(mode=cfg.token_mode).window(cfg.fs))
     return kw
 
