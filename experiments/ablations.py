@@ -1,6 +1,7 @@
 """Ablations: BEAT-Net with each of its mechanisms removed, one registered name each.
 
-  beatnet_no_morphology  beat CNN -> linear projection of the window
+  beatnet_no_morphology  beat CNN -> linear projection of the window (keeps the shape: the MLPs can read it)
+  beatnet_no_shape       beat CNN -> each window's mean level (no beat shape), like the two removals below
   beatnet_no_spatial     no lead embedding or lead attention: leads averaged
   beatnet_no_temporal    no rhythm transformer: masked mean over beats
   beatnet_patch          fixed patches instead of QRS-aligned beat tokens (no tokenization)
@@ -36,7 +37,8 @@ require()           # before any third-party import: a wrong interpreter gets th
 from beat_ray.train.config import TrialConfig  # noqa: E402
 from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl  # noqa: E402
 
-VARIANTS = ("beatnet", "beatnet_no_morphology", "beatnet_no_spatial", "beatnet_no_temporal", "beatnet_patch")
+VARIANTS = ("beatnet", "beatnet_no_morphology", "beatnet_no_shape", "beatnet_no_spatial", "beatnet_no_temporal",
+            "beatnet_patch")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from beat_ray.models.beatnet import BeatCNN, Block, LeadEncoder, RhythmEncoder
 
 torch.set_num_threads(2)
 
-BEATNETS = ["beatnet", "beatnet_tiny", "beatnet_small", "beatnet_base", "beatnet_no_morphology",
+BEATNETS = ["beatnet", "beatnet_tiny", "beatnet_small", "beatnet_base", "beatnet_no_morphology", "beatnet_no_shape",
             "beatnet_no_spatial", "beatnet_no_temporal", "beatnet_patch"]
 BASELINES = ["xresnet1d101", "inception1d", "resnet1d_wang"]
 C = 5
@@ -77,6 +77,21 @@ def test_no_morphology_needs_its_window():
     assert model(token_batch(W=350)).shape == (3, C)
     with pytest.raises(ValueError, match="window=350"):
         model(token_batch(W=70))
+
+
+def test_no_shape_sees_only_each_windows_level():
+    """beatnet_no_shape: shuffling the samples inside every window (same mean, no shape) changes nothing,
+    any W works; the full network does see the shuffle."""
+    b = token_batch()
+    shuffled = {**b, "tokens": b["tokens"][..., torch.randperm(70, generator=torch.Generator().manual_seed(1))]}
+    torch.manual_seed(0)
+    no_shape = create("beatnet_no_shape", C).eval()
+    torch.manual_seed(0)
+    full = create("beatnet", C).eval()
+    with torch.no_grad():
+        assert torch.allclose(no_shape(b), no_shape(shuffled), atol=1e-6)
+        assert not torch.allclose(full(b), full(shuffled), atol=1e-3)
+        assert no_shape(token_batch(W=350)).shape == (3, C)
 
 
 def test_trainer_sizes_the_linear_window_for_the_trials_fs():
@@ -155,6 +170,13 @@ def test_ablations_lack_their_module():
     names = _param_names("beatnet_no_morphology")
     assert {k for k in names if k.startswith("morphology.")} == {"morphology.proj.weight", "morphology.proj.bias"}
     assert names["morphology.proj.weight"] == (32, 70)  # a linear map of the flattened window
+    assert {k: v for k, v in names.items() if not k.startswith("morphology.")} == \
+        {k: v for k, v in full.items() if not k.startswith("morphology.")}
+
+    no_shape = create("beatnet_no_shape", C)
+    assert not any(isinstance(m, (BeatCNN, nn.Conv1d)) for m in no_shape.modules())
+    names = _param_names("beatnet_no_shape")
+    assert names["morphology.proj.weight"] == (32, 1)   # one number per window: its mean level
     assert {k: v for k, v in names.items() if not k.startswith("morphology.")} == \
         {k: v for k, v in full.items() if not k.startswith("morphology.")}
 

@@ -388,3 +388,7 @@ def test_palette_keeps_a_models_colour_across_figures():
     assert alone["xresnet1d101"] == crowded["xresnet1d101"]
     assert len(set(crowded.values())) == len(crowded)             # distinct within one figure
     assert crowded["beatnet (select detector)"] != crowded["beatnet"]
+    # past tab10's ten slots a registered model still keeps one colour of its own
+    ablations = palette(["beatnet", "beatnet_no_morphology", "beatnet_no_shape", "beatnet_patch"])
+    assert ablations["beatnet_no_shape"] == palette(["beatnet_no_shape", "some_new_model"])["beatnet_no_shape"]
+    assert len(set(ablations.values())) == 4

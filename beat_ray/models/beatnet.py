@@ -50,7 +50,7 @@ class BeatNetConfig:
     mlp_ratio: int = 2
     n_freqs: int = 8                             # sinusoidal frequencies for beat time
     dropout: float = 0.0                         # tiny: dropout slowed learning on small tasks
-    morphology: Literal["cnn", "linear"] = "cnn"
+    morphology: Literal["cnn", "linear", "mean"] = "cnn"
     spatial: Literal["attention", "mean"] = "attention"
     temporal: Literal["transformer", "mean"] = "transformer"
     window: int = 70                             # W; only morphology="linear" depends on it
@@ -170,6 +170,19 @@ class WindowLinear(nn.Module):
             raise ValueError(f"beatnet_no_morphology was built for window={self.window}, got "
                              f"W={x.shape[-1]}; pass window=W to create()")
         return self.proj(x)
+
+
+class WindowMean(nn.Module):
+    """Ablation stand-in that removes beat shape: each window averaged to one level, projected to d.
+    The counterpart of the spatial and temporal removals (leads averaged, beats averaged); the
+    linear map above keeps the whole window, so the transformer MLPs can still read its shape."""
+
+    def __init__(self, cfg: BeatNetConfig):
+        super().__init__()
+        self.proj = nn.Linear(1, cfg.d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x.mean(-1, keepdim=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +307,7 @@ class BeatNet(nn.Module):
     def __init__(self, n_classes: int, cfg: BeatNetConfig = BeatNetConfig()):
         super().__init__()
         self.cfg, self.n_classes = cfg, n_classes
-        self.morphology = BeatCNN(cfg) if cfg.morphology == "cnn" else WindowLinear(cfg)
+        self.morphology = {"cnn": BeatCNN, "linear": WindowLinear, "mean": WindowMean}[cfg.morphology](cfg)
         self.spatial = LeadEncoder(cfg) if cfg.spatial == "attention" else LeadMean()
         self.temporal = RhythmEncoder(cfg) if cfg.temporal == "transformer" else BeatMean(cfg)
         self.drop = nn.Dropout(cfg.dropout)
@@ -395,6 +408,7 @@ _factory("beatnet")
 for _size in SIZES:
     _factory(f"beatnet_{_size}", default_size=_size)
 _factory("beatnet_no_morphology", morphology="linear")
+_factory("beatnet_no_shape", morphology="mean")
 _factory("beatnet_no_spatial", spatial="mean")
 _factory("beatnet_no_temporal", temporal="mean")
 _factory("beatnet_patch", cls=BeatNetPatch)

@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.colors as mcolors
 import numpy as np
 
 from beat_ray.report import analysis as an
@@ -49,6 +50,7 @@ def save(fig, out: Path, stem: str, dpi: int = DPI) -> list[str]:
 # tab10 slot per registered model, so a model keeps its colour whichever others share a figure
 COLOURS = {"beatnet": 0, "resnet1d_wang": 1, "xresnet1d101": 2, "inception1d": 3, "beatnet_no_morphology": 4,
            "beatnet_no_spatial": 5, "beatnet_no_temporal": 6, "beatnet_patch": 7, "beatnet_small": 8, "beatnet_base": 9}
+BEYOND_TAB10 = {"beatnet_no_shape": "#3b3b3b"}   # registered after tab10 ran out; no tint for qualified labels
 
 
 def palette(models) -> dict[str, tuple]:
@@ -64,6 +66,8 @@ def palette(models) -> dict[str, tuple]:
             want = tab20(2 * COLOURS[base] + 1) if " (" in m else tab10(COLOURS[base])
             if want not in out.values():
                 out[m] = want
+        elif base == m and m in BEYOND_TAB10:
+            out[m] = mcolors.to_rgba(BEYOND_TAB10[m])
     for m in order:
         if m not in out:
             out[m] = next(c for c in map(tab20, range(20)) if c not in out.values())
