@@ -5,9 +5,10 @@ ablation reads better or worse (e.g. whether the morphology control fails on the
 the ST-T classes). Same records, seeds averaged, paired 95% bootstrap CI over test records, as the report.
 
     .venv/bin/python benchmarks/ablation_per_class.py                    # cpu ablations, beatnet_no_morphology
-    .venv/bin/python benchmarks/ablation_per_class.py --ablation beatnet_no_temporal
+    .venv/bin/python benchmarks/ablation_per_class.py --ablation beatnet_no_shape
 
-Official-split presets only (the report pools fold rotation itself). Writes benchmarks/out/ablation_per_class.json.
+Official-split presets only (the report pools fold rotation itself). Writes benchmarks/out/ablation_per_class.json
+(the default ablation) or ablation_per_class_<ablation>.json, so one ablation's figures never replace another's.
 """
 from __future__ import annotations
 
@@ -28,13 +29,14 @@ from beat_ray.report import stats  # noqa: E402
 from beat_ray.report.load import ResultsError, cells, read_study  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "benchmarks" / "out" / "ablation_per_class.json"
+OUT = REPO / "benchmarks" / "out"
+DEFAULT = "beatnet_no_morphology"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu")
-    ap.add_argument("--ablation", default="beatnet_no_morphology")
+    ap.add_argument("--ablation", default=DEFAULT)
     ap.add_argument("--results", default=str(REPO / "results"))
     a = ap.parse_args()
     problems: list[str] = []
@@ -59,11 +61,15 @@ def main() -> None:
         rows.append(r)
         print(f"{cl:>6} {r['group']:>11} {r['positives']:>4} {r['beatnet']:8.3f} {r['ablated']:8.3f}   "
               f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps({"preset": a.preset, "ablation": a.ablation, "test_records": len(y),
-                               "seeds": len(ref.preds), "commits": sorted(set(study.rows["git_commit"].astype(str)))
-                               if "git_commit" in study.rows else [], "rows": rows}, indent=1))
-    print(f"wrote {OUT}")
+    compared = study.rows[study.rows["_model"].isin(["beatnet", a.ablation])]  # the two models' own commits
+    commits = sorted(set(compared["git_commit"].astype(str))) if "git_commit" in compared else []
+    out = OUT / ("ablation_per_class.json" if a.ablation == DEFAULT else f"ablation_per_class_{a.ablation}.json")
+    OUT.mkdir(exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"preset": a.preset, "ablation": a.ablation, "test_records": len(y),
+                               "seeds": len(ref.preds), "commits": commits, "rows": rows}, indent=1))
+    tmp.replace(out)                            # atomic: a crash never leaves half a JSON
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -8,14 +8,17 @@
 
 On synth (the positive control) each removal should cost AUC on the class group designed for it
 (rhythm, morphology, territory); the report's Table 2 shows the drop per group. `--preset cpu` (graded
-synth, generator 2; 15 trials) measured 11.5 min wall at commit 21e9262 (2026-12-02). There the rhythm
-and territory controls hold and the morphology one does not: the linear window map beats BeatCNN. On real PTB-XL
+synth, generator 2; 15 trials) measured 11.5 min wall at commit 21e9262 (2026-12-02), and beatnet_no_shape's
+3 trials 1 min at 8f022ac (`--models beatnet_no_shape`; so the whole preset is about 13 min). There the rhythm
+and territory controls hold; the morphology one holds against no_shape and fails against the linear window
+map, which beats BeatCNN. On real PTB-XL
 (`--preset real`: superdiagnostic, fold rotation, the benchmark real preset's budget of 15 epochs)
 Table 2 shows each variant's pooled macro-AUC and its paired difference to beatnet.
 `--preset real` (60 trials, 2 at a time, 1 thread each) measured on this 2-core machine: 17.5 min of
 running time (commit c3de1ff, 2026-12-01), in two parts: Ray's OOM killer stopped the first run at
 trial 44 of 60 (reused trial actors kept every trial's freed heap; fixed since by
-`tune_fn.release_memory`), and the same command with the same `--name` resumed the last 16.
+`tune_fn.release_memory`), and the same command with the same `--name` resumed the last 16. beatnet_no_shape's 12 trials (no CNN) took
+1.1 min at 8f022ac, added with `--models beatnet_no_shape`: about 19 min for the whole preset.
 
 Launch on a cluster:
     ray job submit --address http://HEAD:8265 --runtime-env cluster/runtime_env.yaml -- \

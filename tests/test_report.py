@@ -392,3 +392,14 @@ def test_palette_keeps_a_models_colour_across_figures():
     ablations = palette(["beatnet", "beatnet_no_morphology", "beatnet_no_shape", "beatnet_patch"])
     assert ablations["beatnet_no_shape"] == palette(["beatnet_no_shape", "some_new_model"])["beatnet_no_shape"]
     assert len(set(ablations.values())) == 4
+
+
+def test_table2_caption_names_every_ablations_stand_in():
+    """Each ablation of experiments/ablations.py has its stand-in in the Table 2 caption, and only those present."""
+    sys.path.insert(0, str(REPO / "experiments"))
+    import ablations
+    from beat_ray.report.tables import STAND_INS, stand_ins
+    assert set(ablations.VARIANTS) - {"beatnet"} == set(STAND_INS)
+    assert stand_ins(["beatnet"]) == ""
+    assert stand_ins(["beatnet_no_shape", "beatnet"]) == \
+        " Stand-ins: beatnet_no_shape (beat CNN replaced by each window's mean level, so no beat shape)."

@@ -142,7 +142,8 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
     if "ablations" in studies:
         res = rotation.pooled_results(studies["ablations"], boot)
         tabs.append(rotation.table(res, boot, preset, "table2_ablations", "Table 2. Ablations",
-                                   "Test macro-AUC of BEAT-Net and its four ablations (one mechanism removed each)."))
+                                   "Test macro-AUC of BEAT-Net and its ablations (one mechanism removed each)."
+                                   + tables.stand_ins(r.model for r in res)))
         sections.append(("ablations", res))
     curves = efficiency.curves(studies["data_efficiency"], boot) if "data_efficiency" in studies else None
     if curves is not None:

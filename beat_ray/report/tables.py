@@ -12,6 +12,19 @@ from beat_ray.report import analysis as an
 
 DASH = "–"
 GROUP_ORDER = ("rhythm", "morphology", "territory")
+# what each ablation puts in place of the removed part (beat_ray/models/beatnet.py): a caption must say it,
+# since "no morphology" as a linear window map and as one level per window answer different questions
+STAND_INS = {"beatnet_no_morphology": "beat CNN replaced by a linear map of each window, which keeps the beat's shape",
+             "beatnet_no_shape": "beat CNN replaced by each window's mean level, so no beat shape",
+             "beatnet_no_spatial": "lead embedding and attention replaced by the mean over leads",
+             "beatnet_no_temporal": "rhythm transformer replaced by the mean over beats",
+             "beatnet_patch": "QRS-aligned beat tokens replaced by fixed patches"}
+
+
+def stand_ins(models) -> str:
+    """'Stand-ins: a (what), b (what).' for the ablations among `models`; '' when there are none."""
+    known = [f"{m} ({STAND_INS[m]})" for m in an.model_order(models) if m in STAND_INS]
+    return f" Stand-ins: {'; '.join(known)}." if known else ""
 
 
 @dataclass
@@ -136,8 +149,8 @@ def ablations(res: list[an.AblationResult], boot: an.Bootstrap, preset: str) -> 
     cap = (f"Macro-AUC and per-class-group AUC (mean over {seeds_text(a.result.n_seeds for a in res)})"
            f"{f' on {one}' if one else ''}. Δ = {an.REFERENCE_MODEL} minus the variant (positive: removing the "
            f"component costs AUC), CI from paired resamples (the same test-record resample for both models). "
-           f"Group AUC = mean of the class AUCs in the group. {ci_text(boot)[0].upper()}{ci_text(boot)[1:]}. "
-           f"Preset `{preset}`.")
+           f"Group AUC = mean of the class AUCs in the group.{stand_ins(a.result.model for a in res)} "
+           f"{ci_text(boot)[0].upper()}{ci_text(boot)[1:]}. Preset `{preset}`.")
     return Table("table2_ablations", "Table 2. Ablations", cap, header, rows)
 
 
