@@ -51,6 +51,7 @@ VARIANTS: dict[str, dict] = {
     "rf_0.45s": {"rf_s": 0.45},
     "rr_record": {"rr_norm": "record"},
     "all": {"token_norm": "baseline", "rf_s": 0.45, "rr_norm": "record"},
+    "bins9_rf0.45s": {"cnn_bins": 9, "rf_s": 0.45},   # added later (issue J part 3), see the docstring
 }
 
 
@@ -67,6 +68,11 @@ class Variants:
     def cells(self) -> list[dict]:
         return [replace(self.base, model="beatnet", model_kwargs={**self.size, **kw}, seed=s, test_fold=k).to_dict()
                 for kw in self.variants.values() for k in self.folds for s in self.seeds]
+
+    def arm(self, cell: dict) -> str:
+        """A cell's variant name, so that `--models rf_0.45s` runs that variant's cells only."""
+        kw = {k: v for k, v in cell["model_kwargs"].items() if k not in self.size}
+        return next(name for name, v in self.variants.items() if v == kw)
 
 
 PRESETS = {

@@ -103,3 +103,16 @@ def test_models_filter_refuses_a_model_the_preset_lacks():
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "--models ['nope']: not in this preset" in run.stderr
+
+
+def test_models_filter_names_a_variant_in_the_variants_grid():
+    """beatnet_variants' cells all run beatnet: --models picks variants by name, and refuses an unknown one."""
+    sys.path.insert(0, str(REPO))
+    from experiments.beatnet_variants import PRESETS
+    grid = PRESETS["real"]
+    arms = [grid.arm(c) for c in grid.cells()]
+    assert arms.count("bins9_rf0.45s") == 5 and set(arms) == set(grid.variants)
+    run = subprocess.run([sys.executable, "experiments/beatnet_variants.py", "--preset", "smoke", "--models", "rf_0.45s"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert "--models ['rf_0.45s']: not in this preset (it has ['baseline', 'original'])" in run.stderr

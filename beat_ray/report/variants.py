@@ -30,6 +30,8 @@ def label(model_kwargs: str | dict) -> str:
         parts.append(f"rf {kw['rf_s']:g} s")
     if kw.get("rr_norm", "seconds") != "seconds":
         parts.append(f"rr {kw['rr_norm']}")
+    if kw.get("cnn_bins"):
+        parts.append(f"bins {kw['cnn_bins']}")
     return " + ".join(parts) or REFERENCE
 
 

@@ -109,7 +109,8 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
                     help="train each model with its tuned config from experiments/hparams.py "
                          "(results/hparams/<preset>/best.json), per test fold; rows record it")
     ap.add_argument("--models", default=None, metavar="NAME,NAME,...",
-                    help="run only the cells of these models (another launch can add the rest; rows of one "
+                    help="run only the cells of these models, or of these arms where the grid names them (the "
+                         "variants of beatnet_variants); another launch can add the rest; rows of one "
                          "results folder never overwrite each other)")
     ap.add_argument("--resume-changed", action="store_true",
                     help="resume a --name whose stored grid differs from this launch's, finishing the stored grid "
@@ -127,12 +128,13 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
         if a.folds is not None:
             grid = replace(grid, rotate=a.folds == "rotate")
         cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
-        if a.models:
-            wanted = a.models.split(",")
-            unknown = sorted(set(wanted) - {c["model"] for c in cells})
+        if a.models:                    # a grid whose cells share one model names its arms (arm(cell))
+            arm = getattr(grid, "arm", lambda c: c["model"])
+            wanted, have = a.models.split(","), {arm(c) for c in cells}
+            unknown = sorted(set(wanted) - have)
             if unknown:
-                raise ValueError(f"--models {unknown}: not in this preset (it has {sorted({c['model'] for c in cells})})")
-            cells = [c for c in cells if c["model"] in wanted]
+                raise ValueError(f"--models {unknown}: not in this preset (it has {sorted(have)})")
+            cells = [c for c in cells if arm(c) in wanted]
         hparams = a.hparams or getattr(grid, "hparams", None)
         if hparams and not a.hparams and not Path(hparams).exists():
             from beat_ray.train.runner import REPO
