@@ -10,6 +10,7 @@ a row here:
                 100 Hz that is a wider field, at 500 Hz it keeps the field a 100-Hz net has
   rr_record     rr_norm=record: log(RR / the record's mean RR) and the log mean RR, not RR seconds
   all           the three together
+  bins9_rf0.45s the 0.45-s field with 9 ordered bins instead of global average+max pooling (keeps where)
 
 Protocol: every variant trains on top of BEAT-Net's tuned config for each test fold
 (results/hparams/real/best.json: size, dropout, lr, weight decay, batch, max_beats, token mode), for
@@ -29,6 +30,9 @@ smoke (synth, 300 records, 2 epochs) is the test's.
 Measured: `real`, 25 trials (5 variants x 5 folds, 2 at a time), 1,351 s = 22.5 min wall on this 2-core machine
 (commit 2930507, 2026-12-02). Result: only the 0.45-s receptive field had a positive mean Δ on its own
 (+0.0041, 95% CI -0.026 to +0.034, 3 of 5 folds); no variant's CI excludes 0.
+bins9_rf0.45s (the position-keeping BeatCNN of benchmarks/morphology_probe.py) was added afterwards, with
+`--models bins9_rf0.45s --name variants-real-bins`: 5 trials, 241 s at f6c53ba (2026-12-03): +0.0031
+[-0.027, +0.034], 2 of 5 folds, below rf_0.45s alone, so KEPT_VARIANT stays rf_s=0.45.
 """
 from __future__ import annotations
 
