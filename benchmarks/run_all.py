@@ -49,6 +49,8 @@ def steps(py: str, device: str, scratch: Path) -> list[Step]:
                                       str(OUT / "detector_noise_seed1.json")), "detector_noise_seed1.json"),
         Step("detector_noise_seed2", (py, "benchmarks/detector_noise.py", "--noise-seed", "2", "--out",
                                       str(OUT / "detector_noise_seed2.json")), "detector_noise_seed2.json"),
+        Step("detector_noise_cinc2021", (py, "benchmarks/detector_noise.py", "--records", "cinc2021", "--out",
+                                         str(OUT / "detector_noise_cinc2021.json")), "detector_noise_cinc2021.json"),
         Step("models", (py, "benchmarks/models.py", "--device", device, "--rounds", "2"), "models.json"),
         Step("ray_overhead", (py, "benchmarks/ray_overhead.py"), "ray_overhead.json"),
         Step("make_demo", ("make", "demo", f"DEMO_ARGS={demo_args}"), None),
@@ -100,7 +102,8 @@ def headline(results: dict) -> list[dict]:
             add(f"tokenize a PTB-XL-sized corpus ({c['records']} records, {c['n_jobs']} processes)",
                 round(c["tokenize_corpus_s"], 1), "s", "< 60", c["tokenize_corpus_s"] < 60)
     for step, seed_note in (("detector_noise", "noise seed 0"), ("detector_noise_seed1", "noise seed 1, held out"),
-                            ("detector_noise_seed2", "noise seed 2, held out")):
+                            ("detector_noise_seed2", "noise seed 2, held out"),
+                            ("detector_noise_cinc2021", "CinC 2021 records, held out, peer-agreement reference")):
         dn = results.get(step, {}).get("json") or {}
         for cond, r in (dn.get("f1") or {}).items():
             peer = max(r["neurokit2"]["f1"], r["xqrs"]["f1"])
