@@ -94,6 +94,8 @@ def test_quality_and_agreement_values():
     uneven = np.sort(np.r_[peaks, 455])                                          # an extra, unlike "beat"
     assert train_quality(uneven, bp, 1, fs) < 0.8
     assert train_quality(peaks[:3], bp, 1, fs) == -1.0
+    late = peaks[peaks >= 350]                  # alike and regular, but the first 3.7 s have no beat
+    assert train_quality(late, bp, 1, fs) == pytest.approx((late[-1] - late[0] + 2 * 80) / 1000, abs=1e-6)
 
 
 def test_unknown_detector_is_refused():
