@@ -16,7 +16,8 @@ as the report.
 `--preset real` asks the same of real PTB-XL superdiagnostic, against the committed real benchmark (beatnet and
 the three CNNs): for each test fold k the classifier trains on the 8 training folds, C is chosen on the fold
 before k (the rotation of `experiments/benchmark.py --preset real`), and its probabilities on fold k are
-pooled over k = 1..10, as Table 1 pools every model's; paired CI over the same 975 records.
+pooled over k = 1..10, as Table 1 pools every model's; paired CI over the same 975 records. The pooled
+probabilities come from ten refitted classifiers, so, as for the networks, their calibration differences count.
 
 Writes benchmarks/out/linear_window_probe[_real].json (atomically).
 """
@@ -47,6 +48,7 @@ from beat_ray.tokenize.layout import TokenizerConfig  # noqa: E402
 from beat_ray.train.config import TrialConfig  # noqa: E402
 from beat_ray.train.inputs import load_dataset  # noqa: E402
 from beat_ray.train.results import git_info  # noqa: E402
+from beat_ray.train.study import shared_ptbxl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "linear_window_probe.json"
@@ -106,13 +108,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=("cpu", "real"), default="cpu")
     ap.add_argument("--results", default=str(REPO / "results"))
+    ap.add_argument("--data-root", default=None, help="real PTB-XL (default: ../shared/realdata/ptbxl)")
     a = ap.parse_args()
     refs, classes, study = reference(a.preset, Path(a.results))
     row = study.rows[study.rows["_model"] == "beatnet"].iloc[0]
     if a.preset == "cpu":
         cfg = TrialConfig(dataset="synth", task="all", n_records=int(row["config/n_records"]))
     else:
-        cfg = TrialConfig(dataset="ptbxl", root=str(row["config/root"]), task=str(row["config/task"]))
+        cfg = TrialConfig(dataset="ptbxl", root=a.data_root or shared_ptbxl(), task=str(row["config/task"]))
     x, ds = mean_windows(cfg)
     folds = [10] if a.preset == "cpu" else sorted(int(k) for k in study.rows["config/test_fold"].unique())
     parts = [(ds.indices("test", k), *fold_scores(x, ds, classes, k)) for k in folds]
