@@ -128,9 +128,10 @@ def score(wins, noisy: list[np.ndarray], guard_s: float = 0.0) -> dict[str, dict
     tot: dict[str, dict] = {}
     for (name, fs, _, ref), x in zip(wins, noisy):
         lo, hi = guard_s * fs, x.shape[-1] - guard_s * fs
+        r = ref[(ref >= lo) & (ref < hi)]
         for det, peaks in detectors(x, fs).items():
-            inner = (lambda p: p[(p >= lo) & (p < hi)]) if guard_s else (lambda p: p)
-            s = score_beats(inner(ref), inner(np.asarray(peaks)), fs)
+            p = np.asarray(peaks)
+            s = score_beats(r, p[(p >= lo) & (p < hi)], fs)
             t = tot.setdefault(det, {"tp": 0, "fn": 0, "fp": 0})
             for k in t:
                 t[k] += s[k]

@@ -131,7 +131,7 @@ def main() -> None:
     groups = [g for g in GROUPS if any(CLASS_GROUPS.get(c) == g for c in classes)] if a.preset == "cpu" else ["all"]
     out = {"preset": a.preset, "dataset": f"{cfg.dataset}/{cfg.task}", "test_records": len(rid),
            "test_folds": folds, "features": int(x.shape[1]), "C_chosen_on_val": chosen,
-           "commit": "%s%s" % (git_info()[0], " (dirty)" if git_info()[1] else ""), "groups": {}, "per_class": {}}
+           "commit": git_info()[0] + (" (dirty)" if git_info()[1] else ""), "groups": {}, "per_class": {}}
     print(f"{cfg.dataset}/{cfg.task}, test folds {folds}: {len(rid)} records; "
           f"logistic regression on {x.shape[1]} mean-window features")
     for g in groups:

@@ -398,6 +398,7 @@ def test_table2_caption_names_every_ablations_stand_in():
     """Each ablation of experiments/ablations.py has its stand-in in the Table 2 caption, and only those present."""
     sys.path.insert(0, str(REPO / "experiments"))
     import ablations
+
     from beat_ray.report.tables import STAND_INS, stand_ins
     assert set(ablations.VARIANTS) - {"beatnet"} == set(STAND_INS)
     assert stand_ins(["beatnet"]) == ""
