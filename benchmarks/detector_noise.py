@@ -167,12 +167,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    left_out: list[str] = []
     if args.records == "cinc2021":
-        wins, left_out = cinc_windows(Path(args.realdata))
+        (wins, left_out), guard = cinc_windows(Path(args.realdata)), GUARD_S
     else:
-        wins = windows(Path(args.realdata), args.windows)
-    guard = GUARD_S if args.records == "cinc2021" else 0.0
+        wins, left_out, guard = windows(Path(args.realdata), args.windows), [], 0.0
     results = {"clean": score(wins, [w[2] for w in wins], guard)}
     for kind in TYPES:
         for snr in SNRS:
