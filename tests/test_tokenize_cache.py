@@ -36,3 +36,28 @@ def test_tokenize_cli(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "beat_ray.tokenize", "prepare", "--dataset", "nope",
                           "--cache-dir", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown dataset 'nope'" in bad.stderr
+
+
+def test_cache_key_follows_the_tokenizer_code(monkeypatch):
+    """A detector fix must not be served the old detector's cached tokens (it was: select changed three times
+    under one key). The key carries a fingerprint of every module that decides the tokens."""
+    import ast
+    from pathlib import Path
+
+    from beat_ray.tokenize import corpus
+    x = np.zeros((2, 12, 1000), np.float32)
+    before = corpus.cache_key(x, 100.0, TokenizerConfig())
+    monkeypatch.setattr(corpus, "code_fingerprint", lambda: "edited")
+    assert corpus.cache_key(x, 100.0, TokenizerConfig()) != before
+    # every tokenize module that detect/corpus import (directly or not) is fingerprinted
+    here = Path(corpus.__file__).parent
+    seen, todo = set(), ["corpus.py"]
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        for node in ast.walk(ast.parse((here / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("beat_ray.tokenize."):
+                dep = node.module.rsplit(".", 1)[1] + ".py"
+                if dep not in seen:
+                    todo.append(dep)
+    assert seen <= set(corpus.TOKEN_CODE), sorted(seen - set(corpus.TOKEN_CODE))

@@ -20,6 +20,8 @@ import os
 import shutil
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,10 @@ from beat_ray.tokenize.windows import anchors, beat_table, gather
 DEFAULT_CONFIG = TokenizerConfig()
 VERSION = 3          # bump when detection or windowing changes: it invalidates every cache (2: search-back, fast-rhythm
                      # noise test; 3: artefact pruning, HF-band QRS vs T wave, regular-train quality gate)
+# ... and since the select detector changed three times without a bump (the tokens cached by its first version
+# were reused by later runs), the key also carries a fingerprint of the code that decides the tokens.
+TOKEN_CODE = ("corpus.py", "detect.py", "layout.py", "prune.py", "quality.py", "score.py", "select.py", "windows.py")
+TOKEN_LIBS = ("neurokit2", "scipy", "numpy")        # select runs neurokit2's ecg_peaks; filters are scipy's
 CHUNK = 256          # records per pool task unit (and the pool's minimum corpus size)
 CHUNK_SAMPLES = 2_000_000   # samples per in-process batch: keeps the temporaries cache-sized
 ARRAYS = ("tokens", "beat_mask", "rr", "times", "r_peaks", "n_beats", "lead_mask")
@@ -175,15 +181,34 @@ def tokenize_corpus(signals: np.ndarray, fs: float, config: TokenizerConfig = DE
 
 
 # ------------------------------------------------------------------ cache
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 of the tokenizer modules that decide the tokens (TOKEN_CODE) and the versions of TOKEN_LIBS.
+
+    Why: VERSION is bumped by hand, and was not when tokenize/select.py changed, so a rerun after a detector
+    fix silently trained on the old detector's cached tokens. Any edit to these files (a docstring too)
+    now re-tokenises, which costs seconds to minutes, never a wrong result."""
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in TOKEN_CODE:
+        h.update(name.encode() + b"\0" + (here / name).read_bytes())
+    for lib in TOKEN_LIBS:
+        try:
+            h.update(f"{lib}=={metadata.version(lib)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{lib} absent".encode())
+    return h.hexdigest()[:16]
+
+
 def cache_key(signals: np.ndarray, fs: float, config: TokenizerConfig) -> str:
-    """Hash of tokenizer version, config, fs, shape and a strided sample of the signals.
+    """Hash of tokenizer version, code fingerprint, config, fs, shape and a strided sample of the signals.
 
     The dataset cache dir already names the dataset; the content sample catches a dataset
     rebuilt in place with other signals.
     """
     n = len(signals)
     rows = np.asarray(signals[:: max(1, n // 64)][:64, :, :: 97], np.float32)
-    h = hashlib.sha256(json.dumps({"v": VERSION, "fs": float(fs), "cfg": config.to_dict(),
+    h = hashlib.sha256(json.dumps({"v": VERSION, "code": code_fingerprint(), "fs": float(fs), "cfg": config.to_dict(),
                                    "shape": list(np.shape(signals))}, sort_keys=True).encode())
     h.update(np.ascontiguousarray(np.nan_to_num(rows, nan=-9e9)).tobytes())
     return h.hexdigest()[:16]
