@@ -46,7 +46,7 @@ a limb electrode's motion reaches the chest leads through Wilson's terminal and 
 
 Opt-in, not the default, for that reason: a tokenizer that drops beats of clean PVC and AF records
 distorts exactly the rhythm classes (Table 1 of paper_figures/cpu, row `beatnet (select detector)`: even
-after the fix, BEAT-Net's rhythm-group AUC on clean synth is 0.012 [0.003, 0.024] lower with select).
+after the fix, BEAT-Net's rhythm-group AUC on clean synth is 0.017 [0.008, 0.029] lower with select).
 """
 from __future__ import annotations
 
