@@ -67,45 +67,34 @@ SUPPORT = 0.67           # a consensus beat this share of the single-lead trains
 SKIP_POWER = 3.0         # ... and a candidate's completeness n / (n + such beats it skips) enters its score cubed
 
 
-def train_quality(peaks: np.ndarray, bp: np.ndarray, q: int, fd: float, reference: np.ndarray | None = None,
-                  shared: np.ndarray | None = None) -> float:
+def train_quality(peaks: np.ndarray, bp: np.ndarray, q: int, fd: float, n_skip: int = 0) -> float:
     """median complex correlation x (1 - RR variation) x coverage x completeness^SKIP_POWER of full-rate
     `peaks`, on band-passed leads `bp` (L, T at the detection rate fd = fs / q); -1 for fewer than MIN_BEATS
-    beats. Completeness, given the consensus train `reference` and which of its beats most single-lead trains
-    find (`shared`): n / (n + the shared beats this train skips)."""
+    beats. Completeness = n / (n + n_skip), n_skip the consensus beats most leads find that this train lacks
+    (see `found_by`)."""
     if len(peaks) < MIN_BEATS or bp.shape[0] == 0:
         return -1.0
     pd = np.clip(np.asarray(peaks) // q, 0, bp.shape[-1] - 1)
     corr = float(np.median(beat_correlation(bp, pd, fd)))
     rr = np.diff(np.asarray(peaks, np.float64))
-    n_skip = skipped(peaks, reference, shared, round(MATCH_S * fd * q)) if reference is not None else 0
     return (corr * (1.0 - float(rr.std() / rr.mean())) * coverage(peaks, rr, bp.shape[-1] * q)
             * (len(peaks) / (len(peaks) + n_skip)) ** SKIP_POWER)
 
 
-def shared_beats(reference: np.ndarray, trains: list[np.ndarray], fs: float) -> np.ndarray:
-    """(len(reference),) whether each beat is in at least SUPPORT of the single-lead trains (within MATCH_S)."""
-    found = np.zeros(len(reference))
-    for t in trains:
-        found[match_beats(reference, t, round(MATCH_S * fs))[:, 0]] += 1
-    return found >= SUPPORT * max(len(trains), 1)
-
-
-def skipped(peaks: np.ndarray, reference: np.ndarray, shared: np.ndarray | None, tol: int) -> int:
-    """Beats of `reference` found by most single-lead trains (`shared`) that `peaks` lacks (within tol samples).
+def found_by(reference: np.ndarray, trains: list[np.ndarray], fs: float) -> np.ndarray:
+    """(len(trains), len(reference)) whether each train has each reference beat (within MATCH_S).
 
     Why: RR variation and complex correlation reward a regular train of alike complexes, and a train that
-    keeps only the sinus beats around PVCs (bigeminy), or every second beat, is one. Before this term
-    select lost 240 of the 1,760 true beats of the 126 clean synth records it changed (they were 63 % PVC
-    and 28 % AFIB records, against 16 % and 14 % overall), and 15 of its 23 switches on clean real PTB-XL
-    were records coded PVC. A beat most leads find is a beat; a motion artefact is in the leads of one or
-    two electrodes."""
-    if shared is None or not shared.any():
-        return 0
-    m = match_beats(reference, peaks, tol)
-    kept = np.zeros(len(reference), bool)
-    kept[m[:, 0]] = True
-    return int((shared & ~kept).sum())
+    keeps only the sinus beats around PVCs (bigeminy), or every second beat, is one. So a candidate is
+    charged for the consensus beats it lacks that at least SUPPORT of the single-lead trains find. Before
+    this, select lost 240 of the 1,760 true beats of the 126 clean synth records it changed (63 % PVC and
+    28 % AFIB records, against 16 % and 14 % overall), and 15 of its 23 switches on clean real PTB-XL were
+    records coded PVC. A beat most leads find is a beat; a motion artefact is in the leads of one or two
+    electrodes."""
+    found = np.zeros((len(trains), len(reference)), bool)
+    for k, t in enumerate(trains):
+        found[k, match_beats(reference, t, round(MATCH_S * fs))[:, 0]] = True
+    return found
 
 
 def coverage(peaks: np.ndarray, rr: np.ndarray, n: int) -> float:
@@ -157,11 +146,12 @@ def select(peaks: np.ndarray, xs: np.ndarray, bp: np.ndarray, q: int, fs: float)
         return peaks, False
     best, best_q = peaks, base + SELECT_MARGIN
     trains = candidates(xs, fs)
-    shared = shared_beats(peaks, trains, fs)
-    for cand in trains:
+    found = found_by(peaks, trains, fs)
+    shared = found.sum(0) >= SUPPORT * max(len(trains), 1)
+    for cand, has in zip(trains, found):
         if rate_flag(cand, fs):       # a train the tokenizer would reject never replaces an accepted one
             continue
-        s = train_quality(cand, bp, q, fd, reference=peaks, shared=shared)
+        s = train_quality(cand, bp, q, fd, n_skip=int((shared & ~has).sum()))
         if s > best_q:
             best, best_q = cand, s
     if best is peaks or agreement(best, peaks, fs) >= AGREE_MAX:
