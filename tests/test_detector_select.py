@@ -17,6 +17,7 @@ from beat_ray.tokenize import (
     score_beats,
     tokenize,
 )
+from beat_ray.tokenize import select as select_mod
 from beat_ray.tokenize.select import agreement, train_quality
 from beat_ray.train.config import TrialConfig
 
@@ -105,23 +106,59 @@ def test_unknown_detector_is_refused():
         TrialConfig(detector="xqrs")
 
 
-def test_select_keeps_the_beats_of_clean_arrhythmias():
+@pytest.fixture(scope="module")
+def arrhythmias():
+    """Clean synth records with PVCs or AF, whose true R peaks are known: (signals (N, 12, T), fs, true peaks)."""
+    from beat_ray.data.synth import SynthConfig, generate
+    ds = generate(SynthConfig(n_records=400, seed=7))
+    cols = [ds.classes.index(c) for c in ("PVC", "AFIB")]
+    idx = np.flatnonzero(ds.labels[:, cols].any(1))
+    rp, off = ds.extras["r_peaks"], ds.extras["r_offsets"]
+    return np.asarray(ds.signals[idx]), ds.fs, [rp[off[i]:off[i + 1]] for i in idx]
+
+
+def test_select_keeps_the_beats_of_clean_arrhythmias(arrhythmias):
     """Positive control for the other side: clean synth records with PVCs or AF, whose true R peaks are known.
     A regular train of alike complexes is what select rewards, and one that keeps only the sinus beats
     around PVCs (or every second beat) is one; so on clean arrhythmic records select must not lose beats that
     most leads find, and must never reject a record the consensus accepts (before the fix: 240 beats lost on
     the 126 clean synth cpu records it changed, and one record rejected)."""
-    from beat_ray.data.synth import SynthConfig, generate
-    ds = generate(SynthConfig(n_records=400, seed=7))
-    cols = [ds.classes.index(c) for c in ("PVC", "AFIB")]
-    idx = np.flatnonzero(ds.labels[:, cols].any(1))
-    x = np.asarray(ds.signals[idx])
-    cons, f_cons, _ = detect_batch(x, ds.fs)
-    sel, f_sel, _ = detect_batch(x, ds.fs, select=True)
+    x, fs, truth = arrhythmias
+    cons, f_cons, _ = detect_batch(x, fs)
+    sel, f_sel, _ = detect_batch(x, fs, select=True)
     assert not any(f_sel) and not any(f_cons)
-    rp, off = ds.extras["r_peaks"], ds.extras["r_offsets"]
-    truth = [rp[off[i]:off[i + 1]] for i in idx]
     n_true = sum(map(len, truth))
-    lost = sum(score_beats(t, s, ds.fs)["fn"] - score_beats(t, c, ds.fs)["fn"] for t, s, c in zip(truth, sel, cons))
-    assert len(idx) > 100 and n_true > 1500
+    lost = sum(score_beats(t, s, fs)["fn"] - score_beats(t, c, fs)["fn"] for t, s, c in zip(truth, sel, cons))
+    assert len(x) > 100 and n_true > 1500
     assert lost <= 0.005 * n_true, f"select lost {lost} of {n_true} true beats the consensus found"
+
+
+def test_artefact_ratio_tells_clean_arrhythmias_from_electrode_motion(arrhythmias):
+    """select charges a candidate for skipping beats most leads find only where `artefact_free` says the
+    leads are clean. The statistic must see PVC/AF records as clean (nothing between their beats comes near a
+    QRS above 8 Hz) and the same records under electrode motion at 0 dB of nst's SNR as not (measured when it
+    was written: 92 % and 97 %)."""
+    x, fs, truth = arrhythmias
+    noisy = add_electrode_noise(x, "em", 0.0, fs, truth, seed=0, keys=list(range(len(x))))
+    ratios = []
+    for sig in (x, noisy):
+        peaks, flags, _ = detect_batch(sig, fs)
+        ratios.append(np.array([select_mod.artefact_free(p, s, fs) for p, s, f in zip(peaks, sig, flags) if not f]))
+    assert (ratios[0] >= select_mod.CLEAN_RATIO).mean() >= 0.85
+    assert (ratios[1] < select_mod.CLEAN_RATIO).mean() >= 0.9
+
+
+def test_select_waives_the_completeness_charge_under_motion(arrhythmias, monkeypatch):
+    """Under electrode motion the beats most leads find include the motion (a limb electrode's reaches every
+    chest lead through Wilson's terminal), so charging a candidate for skipping them keeps the artefacts.
+    On the PVC/AF records at em 0 dB, select with the charge waived on noisy records must find clearly more of
+    the true beats than with the charge always on (measured when written: F1 0.962 against 0.935; the
+    consensus 0.895)."""
+    x, fs, truth = arrhythmias
+    noisy = add_electrode_noise(x, "em", 0.0, fs, truth, seed=0, keys=list(range(len(x))))
+    gated = _f1(fs, list(zip(truth, detect_batch(noisy, fs, select=True)[0])))
+    monkeypatch.setattr(select_mod, "CLEAN_RATIO", 0.0)        # no record counts as noisy: always charge
+    always = _f1(fs, list(zip(truth, detect_batch(noisy, fs, select=True)[0])))
+    consensus = _f1(fs, list(zip(truth, detect_batch(noisy, fs)[0])))
+    assert gated >= always + 0.01, (gated, always)
+    assert gated >= consensus + 0.03, (gated, consensus)
