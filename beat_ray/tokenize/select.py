@@ -59,7 +59,6 @@ from beat_ray.tokenize.quality import off_beat, rate_flag
 from beat_ray.tokenize.score import match_beats
 
 TRUST = 0.95            # a consensus train scoring this high is kept without looking at candidates
-PLAUSIBLE = 0.65        # ... and so is one scoring this high on leads that show no artefact (CLEAN_RATIO)
 SELECT_MARGIN = 0.02     # a candidate's score must beat the consensus's by this much ...
 AGREE_MAX = 0.9          # ... and share fewer than this share of beats with it (bSQI)
 MATCH_S = 0.15           # EC57's matching window, as in score.py
@@ -115,8 +114,6 @@ def artefact_free(peaks: np.ndarray, xs: np.ndarray, fs: float) -> float:
     changes no em/ma F1 by more than 0.005."""
     # detect imports this module
     from beat_ray.tokenize.detect import _decimate, _filtfilt
-    if len(peaks) < MIN_BEATS:
-        return 0.0
     xd, q, fd = _decimate(np.asarray(xs, np.float32)[None], fs)
     hf = np.abs(_filtfilt(xd, fd, CLEAN_BAND)[0])
     pd = np.clip(np.asarray(peaks) // q, 0, hf.shape[-1] - 1)
@@ -175,14 +172,11 @@ def select(peaks: np.ndarray, xs: np.ndarray, bp: np.ndarray, q: int, fs: float)
     base = train_quality(peaks, bp, q, fd)
     if base >= TRUST:                 # alike complexes in a regular rhythm: nothing to second-guess
         return peaks, False
-    clean = artefact_free(peaks, xs, fs) >= CLEAN_RATIO
-    if clean and base >= PLAUSIBLE:   # clean leads, a plausible train: an arrhythmia, not an artefact
-        return peaks, False
     best, best_q = peaks, base + SELECT_MARGIN
     trains = candidates(xs, fs)
     found = found_by(peaks, trains, fs)
     shared = found.sum(0) >= SUPPORT * max(len(trains), 1)
-    if not clean:                     # noisy leads: a beat most of them find may be motion
+    if shared.any() and artefact_free(peaks, xs, fs) < CLEAN_RATIO:   # noisy leads: a beat most find may be motion
         shared[:] = False
     for cand, has in zip(trains, found):
         if rate_flag(cand, fs):       # a train the tokenizer would reject never replaces an accepted one
