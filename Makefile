@@ -30,7 +30,7 @@ demo: install
 	$(BIN)/python experiments/data_efficiency.py --preset smoke $(DEMO_ARGS)
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # Every benchmark (A-D), make demo and make figures, one after another: benchmarks/report.{json,md}.
 bench: install

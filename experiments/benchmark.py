@@ -20,8 +20,9 @@ for its 50-epoch benchmark-recipe trial). Rhythm and form tasks do not fit in th
 `--preset cpu` (graded synth, generator 2; 21 trials): 18 min wall at commit 21e9262 (2026-12-02).
 Plus BEAT-Net tokenised by the opt-in quality-selected detector, its own arm (`beatnet (select detector)`):
     python experiments/benchmark.py --preset cpu --models beatnet --set detector=select --name bench-cpu-select
-9 trials, 779 s = 13 min at 6e72d66 with a fresh token cache (2026-12-03): what select costs a classifier on clean
-records. (The first run, 494 s, was served tokens cached by select's first version; its rows were replaced.)
+9 trials, 772 s = 12.9 min at 891b22c with a fresh token cache (2026-12-03): what select costs a classifier on
+clean records. (Earlier runs, replaced: 779 s at 6e72d66, before select's artefact waiver; 494 s, served tokens
+cached by select's first version.)
 
 The `real_tuned` preset (issue L): xresnet1d101, resnet1d_wang and beatnet at the configs
 experiments/hparams.py tuned per test fold, rotation over test folds 2, 4, 6, 8, 10 plus seeds 1, 2 on

@@ -54,8 +54,8 @@ so the leads look clean.
 
 Opt-in, not the default, because it still drops beats of clean arrhythmias: a tokenizer that drops beats of
 clean PVC and AF records distorts exactly the rhythm classes (Table 1 of paper_figures/cpu, row `beatnet
-(select detector)`: even after the fix, BEAT-Net's rhythm-group AUC on clean synth is 0.017 [0.008, 0.029]
-lower with select).
+(select detector)`: even after the fix, BEAT-Net's rhythm-group AUC on clean synth is 0.016 [0.007, 0.028]
+lower with select, commit 891b22c).
 """
 from __future__ import annotations
 
