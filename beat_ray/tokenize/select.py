@@ -75,7 +75,6 @@ MIN_BEATS = 4            # a train shorter than this has no rhythm or shape to s
 SUPPORT = 0.67           # a consensus beat this share of the single-lead trains find is a beat ...
 SKIP_POWER = 3.0         # ... and a candidate's completeness n / (n + such beats it skips) enters its score cubed,
 CLEAN_RATIO = 4.0        # ... only where the leads show no artefact: strongest QRS / loudest between-beat activity
-CLEAN_BAND = (8.0, 20.0)  # ... measured above the T and P waves' band (detect.HF_BAND)
 
 
 def train_quality(peaks: np.ndarray, bp: np.ndarray, q: int, fd: float, n_skip: int = 0) -> float:
@@ -109,7 +108,7 @@ def found_by(reference: np.ndarray, trains: list[np.ndarray], fs: float) -> np.n
 
 
 def artefact_free(peaks: np.ndarray, xs: np.ndarray, fs: float) -> float:
-    """Strongest QRS over the loudest between-beat activity of any lead, in CLEAN_BAND: the median over beats
+    """Strongest QRS over the loudest between-beat activity of any lead, in detect.HF_BAND (8-20 Hz): the median over beats
     of each lead's peak |signal| within 60 ms of a consensus beat, max over leads, over each lead's 95th
     percentile of |signal| farther than 120 ms from every beat, max over leads. T and P waves carry little
     above 8 Hz, so on a clean record (even one with PVCs or AF) nothing between the beats comes near a QRS.
@@ -122,9 +121,9 @@ def artefact_free(peaks: np.ndarray, xs: np.ndarray, fs: float) -> float:
     peaks) where the unconditional charge has it (0.9974; 5 gives 0.9972); on the development noise seed it
     changes no em/ma F1 by more than 0.005."""
     # detect imports this module
-    from beat_ray.tokenize.detect import _decimate, _filtfilt
+    from beat_ray.tokenize.detect import HF_BAND, _decimate, _filtfilt
     xd, q, fd = _decimate(np.asarray(xs, np.float32)[None], fs)
-    hf = np.abs(_filtfilt(xd, fd, CLEAN_BAND)[0])
+    hf = np.abs(_filtfilt(xd, fd, HF_BAND)[0])
     pd = np.clip(np.asarray(peaks) // q, 0, hf.shape[-1] - 1)
     h = round(0.06 * fd)
     qrs = np.median([hf[:, max(p - h, 0):p + h + 1].max(-1) for p in pd], axis=0)
