@@ -61,10 +61,15 @@ def test_attribution_puts_the_planted_lead_first(controls, model, lead):
     auc = rows.loc[rows["_model"] == model, "auc_afib"]
     if model == "beatnet" and auc.min() <= 0.85:
         # On the graded synth (generator 2) beatnet does not learn the planted evidence in the smoke budget:
-        # AFIB AUC 0.60 (lead II) and 0.62 (V1), also with generator 1's strong f-waves and no label noise;
-        # on generator 1 it did (> 0.95). Open in issue J; the method is still checked on resnet1d_wang.
+        # AFIB AUC 0.66 (lead II) and 0.64 (V1) at the smoke lr 1e-2 (0.60 and 0.59 at 3e-3), also with
+        # generator 1's strong f-waves and no label noise; on generator 1 it did (> 0.95).
+        # Open in issue J; the method is still checked on resnet1d_wang.
         pytest.xfail(f"beatnet did not learn the planted atrial evidence: AFIB AUC {auc.round(3).tolist()}")
-    assert auc.min() > 0.8      # learned the planted evidence (resnet1d_wang, graded synth: 0.98 II, 0.84 V1)
+    # learned the planted evidence, clear of chance (0.5): the gate only keeps the attribution checks below
+    # from passing on a model that learned nothing. Not tighter: resnet1d_wang's AFIB AUC at this budget
+    # is bimodal over seeds (0.81-0.998 in 15 fits), and the checks below held on every fit measured,
+    # down to a 0.59 one (lead II first, 1.7x V1; experiments/lead_attribution.py's smoke comment)
+    assert auc.min() > 0.7
     top, share = r.top("AFIB")
     assert top == lead, f"{model}: AFIB's top lead is {top}, the evidence is in {lead}: {r.heatmap}"
     assert share.lo > attribution.UNIFORM                  # CI excludes the uniform share 1/12
