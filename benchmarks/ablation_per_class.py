@@ -2,7 +2,7 @@
 
 Table 2 gives each class group's macro-AUC; this splits a group into its classes, to see *which* evidence an
 ablation reads better or worse (e.g. whether the morphology control fails on the fragmented-QRS class or on
-the ST-T classes). Same records, seeds averaged, paired 95% bootstrap CI over test records, as the report.
+the ST-T classes). Same records and seeds, paired 95% two-level bootstrap CI over test records and seeds, as the report.
 
     .venv/bin/python benchmarks/ablation_per_class.py                    # cpu ablations, beatnet_no_morphology
     .venv/bin/python benchmarks/ablation_per_class.py --ablation beatnet_no_shape

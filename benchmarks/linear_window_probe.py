@@ -7,8 +7,8 @@ per record, each lead's token windows averaged over the record's beats (12 x W n
 the windows), then one L2 logistic regression per class (scikit-learn, standardised features). C is chosen
 per class on the validation fold (9) only; the model is refitted on the training folds (1-8) and scored once
 on test fold 10, the same 300 records as the committed cpu ablation study, whose beatnet and
-beatnet_no_morphology predictions (3 seeds) it is compared with: paired 95% bootstrap CI over test records,
-as the report.
+beatnet_no_morphology predictions (3 seeds) it is compared with: paired 95% bootstrap CI over test records
+(and those seeds), as the report.
 
     .venv/bin/python benchmarks/linear_window_probe.py                 # synth cpu; 1 min on 2 cores
     .venv/bin/python benchmarks/linear_window_probe.py --preset real   # real PTB-XL, fold rotation; ~3 min

@@ -24,8 +24,9 @@ Also per class (`per_class` in the JSON; morphology classes printed), against be
 map. At the cpu budget the default and linear-map rows reproduce the committed ablation study's predictions
 to three decimals (same seeds, records and code path).
 
-With several seeds every model's scores are stacked per seed and the bootstrap CI recomputes the mean
-over seeds on each resample of the test records (as the report does).
+With several seeds every model's scores are stacked per seed and the bootstrap CI resamples test records and
+seeds (stats.paired_delta, as the report does). The JSONs committed before 2026-12-03 (morphology_probe_cpu,
+_notch08, _500hz_3seeds) were written when it resampled records only and averaged the seeds; not rerun.
 
 Writes benchmarks/out/morphology_probe.json.
 """

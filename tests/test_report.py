@@ -67,22 +67,45 @@ def test_midrank_auc_equals_sklearn_with_ties_and_resample_weights():
 
 
 def test_paired_delta_is_the_difference_on_each_shared_resample():
-    """stats.paired_delta: a minus b, point on the full set and the CI over the same resamples for both."""
+    """stats.paired_delta: a minus b, point on the full set and the CI over the same resamples of records and
+    seeds for both (two-level bootstrap), checked against scikit-learn on the resamples drawn by hand."""
     rng = np.random.default_rng(5)
     n, b, cols = 50, 200, [0, 2]
     y = np.stack([np.arange(n) % 2, np.arange(n) % 3 == 0, np.arange(n) % 5 == 0], 1).astype(int)
     a, c = rng.normal(size=(2, n, 3)) + y, rng.normal(size=(2, n, 3))
     w = stats.resample_weights(n, b, seed=1)
     idx = np.random.default_rng(1).integers(0, n, (b, n))
+    seed_draws = np.random.default_rng([stats.SEED, 2]).multinomial(2, [0.5, 0.5], size=b)
 
-    def macro_sk(s, rows):                          # mean over seeds of the macro-AUC over `cols`
-        return np.mean([np.mean([roc_auc_score(y[rows, j], s[k, rows, j]) for j in cols]) for k in range(2)])
+    def macro_sk(s, rows, sw=(1, 1)):               # mean over the drawn seeds of the macro-AUC over `cols`
+        per = [np.mean([roc_auc_score(y[rows, j], s[k, rows, j]) for j in cols]) for k in range(2)]
+        return np.average(per, weights=sw)
     full = np.arange(n)
     point, lo, hi = stats.paired_delta(y, a, c, w, cols)
     assert point == pytest.approx(macro_sk(a, full) - macro_sk(c, full), abs=1e-12)
-    diffs = [macro_sk(a, i) - macro_sk(c, i) for i in idx]
+    diffs = [macro_sk(a, i, sw) - macro_sk(c, i, sw) for i, sw in zip(idx, seed_draws)]
     assert (lo, hi) == pytest.approx(tuple(np.percentile(diffs, [2.5, 97.5])), abs=1e-12)
     assert lo > 0                                   # a carries the labels, c is noise
+
+
+def test_ci_holds_the_spread_between_seeds():
+    """Planted: model a learned the labels at seed 0 and nothing at seed 1; b learned nothing. Averaged over
+    both seeds in every resample, Δ = a − b has a CI far from 0, which says more than two runs can: one of
+    them learned nothing. Resampling seeds too, the CI reaches down to that run."""
+    rng = np.random.default_rng(0)
+    n = 400
+    y = (np.arange(n)[:, None] % np.array([2, 3]) == 0).astype(int)
+    a = np.stack([y + 0.5 * rng.normal(size=y.shape), rng.normal(size=y.shape)])
+    b = rng.normal(size=(2, n, 2))
+    w = stats.resample_weights(n, 1000)
+    point, lo, hi = stats.paired_delta(y, a, b, w)
+    averaged = stats.ci(stats.macro(stats.class_auc(y, a, w), seed_w=np.ones((1000, 2)))
+                        - stats.macro(stats.class_auc(y, b, w), seed_w=np.ones((1000, 2))))
+    assert point > 0.2 and averaged[0] > 0.15                   # the seeds-averaged CI: ~0.25 +- 0.03
+    assert lo < 0.05 < 0.4 < hi                                 # both runs' Δ inside: ~0 and ~0.5
+    one_seed = stats.paired_delta(y, a[:1], b[:1], w)           # a single seed has no second level
+    assert one_seed[1:] == pytest.approx(stats.ci(stats.macro(stats.class_auc(y, a[:1], w), seed_w=np.ones((1000, 1)))
+                                                  - stats.macro(stats.class_auc(y, b[:1], w), seed_w=np.ones((1000, 1)))))
 
 
 def test_bootstrap_redraws_resamples_that_lose_a_class():
@@ -145,17 +168,21 @@ def test_recovery_needs_every_larger_fraction():
 
 # ------------------------------------------------------------------ golden tables
 def _reference_ci(per_seed_ks, n_boot=N_BOOT, cols=None):
-    """95% CI of the mean-over-seeds macro-AUC with sklearn, over the report's resamples."""
+    """95% CI of the mean-over-seeds macro-AUC with sklearn, over the report's resamples: records drawn by
+    numpy's generator at stats.SEED, seeds by a multinomial from the generator at [stats.SEED, n_seeds]."""
     idx = np.random.default_rng(stats.SEED).integers(0, len(LABELS), (n_boot, len(LABELS)))
     cols = range(len(CLASSES)) if cols is None else cols
+    n_seeds = len(per_seed_ks)
+    seed_draws = (np.ones((n_boot, 1)) if n_seeds == 1 else
+                  np.random.default_rng([stats.SEED, n_seeds]).multinomial(n_seeds, [1 / n_seeds] * n_seeds, n_boot))
     dist = []
-    for i in idx:
+    for i, sw in zip(idx, seed_draws):
         per_seed = []
         for ks in per_seed_ks:
             s = predictions(ks)
             aucs = [roc_auc_score(LABELS[i, c], s[i, c]) for c in cols if 0 < LABELS[i, c].sum() < len(i)]
             per_seed.append(np.mean(aucs) if aucs else np.nan)
-        dist.append(np.mean(per_seed))
+        dist.append(np.average(per_seed, weights=sw))
     return np.array(dist)
 
 

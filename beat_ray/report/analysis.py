@@ -76,6 +76,10 @@ class Bootstrap:
             self._w[key], self.redrawn[key] = stats.valid_resamples(y, self.n_boot, self.seed)
         return self._w[key]
 
+    def seeds(self, n_seeds: int) -> np.ndarray:
+        """(n_boot, n_seeds) seed draw counts: the second level of every CI (stats.macro)."""
+        return stats.seed_weights(n_seeds, self.n_boot, self.seed)
+
     def redraw_text(self) -> str:
         """'12 of 3,000 resamples (3 test sets) were redrawn' for the report's protocol section."""
         n, r = len(self.redrawn), sum(self.redrawn.values())
@@ -97,8 +101,9 @@ def _groups(cell: Cell) -> dict[str, list[int]]:
 def cell_result(cell: Cell, boot: Bootstrap, fraction: float = 1.0) -> CellResult:
     aucs = stats.class_auc(cell.labels, cell.scores(), boot.weights(cell.labels))
     groups = _groups(cell)
-    dist = stats.macro(aucs)
-    gdist = {g: stats.macro(aucs, cols) for g, cols in groups.items()}
+    sw = boot.seeds(len(aucs))
+    dist = stats.macro(aucs, seed_w=sw)
+    gdist = {g: stats.macro(aucs, cols, seed_w=sw) for g, cols in groups.items()}
     r = cell.rows
     return CellResult(
         model=str(r["_model"].iloc[0]), data=f"{r['config/dataset'].iloc[0]}/{r['config/task'].iloc[0]}",

@@ -29,7 +29,6 @@ from beat_ray.report.analysis import (
     is_rhythm_class,
     model_order,
 )
-from beat_ray.report.efficiency import seed_weights
 from beat_ray.report.load import ResultsError, Study, pooled
 from beat_ray.report.tables import DASH, Table, est, seeds_text
 
@@ -103,7 +102,7 @@ def _one(study: Study, g: pd.DataFrame, boot: Bootstrap, what: str) -> Attributi
     keep = [i for i in range(len(classes)) if y[:, i].sum() >= min(MIN_POSITIVES, len(y) // 2)]
     y = y[:, keep]
     kept = [classes[i] for i in keep]
-    rec_w, seed_w = boot.weights(y), seed_weights(len(seeds), boot.n_boot, boot.seed)
+    rec_w, seed_w = boot.weights(y), boot.seeds(len(seeds))
     unit_r, unit_s = np.ones((1, len(y))), np.ones((1, len(seeds)))
     attr = np.stack([p.lead_attribution[:, keep] for p in preds])
     dist = class_lead_share(y, attr, rec_w, seed_w)

@@ -108,19 +108,6 @@ def _condition(study: Study, rows: pd.DataFrame, what: str) -> Condition:
                      tuple(s for s, _, _ in per_seed), folds0, pd.concat(used))
 
 
-def seed_weights(n_seeds: int, n_boot: int, seed: int) -> np.ndarray:
-    """(B, S) draw counts of a bootstrap over seeds (all ones for one seed); fixed by (S, B, seed)."""
-    if n_seeds == 1:
-        return np.ones((n_boot, 1))
-    return np.random.default_rng([seed, n_seeds]).multinomial(n_seeds, [1 / n_seeds] * n_seeds, size=n_boot)
-
-
-def two_level(labels: np.ndarray, scores: np.ndarray, rec_w: np.ndarray, seed_w: np.ndarray) -> np.ndarray:
-    """(B,) macro-AUC, mean over the drawn seeds of each seed's macro-AUC on the drawn records."""
-    per_seed = stats._nanmean(stats.class_auc(labels, scores, rec_w), axis=2)        # (S, B)
-    return (seed_w * per_seed.T).sum(1) / seed_w.sum(1)
-
-
 def recovery(fractions: list[float], deltas: np.ndarray, margin: float) -> np.ndarray:
     """Smallest fraction recovering together with every larger one, per column of `deltas` (F, ...).
 
@@ -156,15 +143,14 @@ def curves(study: Study, boot: Bootstrap) -> list[Curve]:
             if c.seeds != seeds or c.folds != folds or not np.array_equal(c.record_id, rid):
                 raise ResultsError([f"{study.name}: {what}: fraction {f:g} ran seeds {c.seeds} folds {c.folds}, "
                                     f"100% ran seeds {seeds} folds {folds}: Δ(f) must be paired"])
-        rec_w, seed_w = boot.weights(y), seed_weights(len(seeds), boot.n_boot, boot.seed)
-        unit = np.ones((1, len(rid)), np.int32)
-        full_dist = two_level(y, s_full, rec_w, seed_w)
-        full_point = float(two_level(y, s_full, unit, np.ones((1, len(seeds))))[0])
+        rec_w = boot.weights(y)
+        full_dist = stats.two_level(y, s_full, rec_w, seed=boot.seed)
+        full_point = stats.macro_point(y, s_full)
         points = []
         for f in fracs:
             s, r = conds[f].scores, conds[f].rows
-            dist = two_level(y, s, rec_w, seed_w)
-            point = float(two_level(y, s, unit, np.ones((1, len(seeds))))[0])
+            dist = stats.two_level(y, s, rec_w, seed=boot.seed)
+            point = stats.macro_point(y, s)
             dd = dist - full_dist
             points.append(Point(f, Estimate(point, *stats.ci(dist)), Estimate(point - full_point, *stats.ci(dd)), dd,
                                 float(r["n_train"].mean()) if "n_train" in r else float("nan"),

@@ -20,7 +20,7 @@ FIGURES = {
     "fig2_noise_robustness": (
         "Figure 2. Noise robustness", "noise_robustness",
         ("Top: test macro-AUC against the SNR (nst's definition) of electrode noise added to the test signal, one "
-         "panel per noise type, with its 95% bootstrap CI (records resampled, seeds averaged); open diamond: the "
+         "panel per noise type, with its 95% bootstrap CI (records and seeds resampled); open diamond: the "
          "clean test set. Bottom: Δ robustness = the model's AUC loss to the noise minus beatnet's "
          "(positive: beatnet loses less), paired over the same resamples, with its 95% CI.")),
     "fig3_interpretability": (
@@ -71,7 +71,7 @@ def build(inputs: Inputs, tables: list[Table], boot: an.Bootstrap, n_beats: int)
         (f"**CI**: {ci_text(boot)}. The AUC of a resample is the Mann-Whitney statistic with mid-ranks for "
          "ties, weighted by how often each record was drawn (equal to scikit-learn's ROC AUC on the resampled "
          f"records). Every resample keeps each class's positives and negatives: {boot.redraw_text()}. "
-         "Ablation drops use the same resample for both models (paired)."),
+         "Ablation drops use the same resample of records and seeds for both models (paired)."),
         ("**Label-efficiency recovery** (Table 3, Fig. 1): Δ(f) = AUC(f) − AUC(100%) on the same records and "
          "seeds at a matched optimisation budget, with a two-level bootstrap CI (records and seeds); f recovers "
          f"when the lower bound is above −{boot.margin:g} (non-inferiority margin, `--margin`). The recovery "
@@ -119,7 +119,8 @@ def build_available(preset: str, studies: dict, tables: list[Table], figs: list[
         lines += ["", f"Not run for this preset yet: {', '.join(f'`{s}`' for s in missing)}; their tables and "
                       "figures are absent here, not empty."]
     lines += ["", "## Definitions", "",
-              f"- **CI**: 95% percentile bootstrap over records ({boot.n_boot} resamples, numpy seed {boot.seed}); "
+              f"- **CI**: 95% percentile bootstrap over records and, where there are several, seeds "
+              f"({boot.n_boot} resamples, numpy seed {boot.seed}); "
               "the AUC of a resample is the weighted Mann-Whitney statistic with mid-ranks (scikit-learn's ROC AUC "
               "on the resampled records). Draws that leave a class without a positive or a negative are "
               f"redrawn: {boot.redraw_text()}.",

@@ -107,7 +107,7 @@ def arms(study: Study, boot: Bootstrap) -> list[NoiseArm]:
         w = boot.weights(y)
 
         def estimate(s: np.ndarray) -> tuple[Estimate, np.ndarray]:
-            d = stats.macro(stats.class_auc(y, s, w))
+            d = stats.macro(stats.class_auc(y, s, w), seed_w=boot.seeds(len(s)))
             return Estimate(stats.macro_point(y, s), *stats.ci(d)), d
 
         c, cd = estimate(clean)
@@ -177,7 +177,7 @@ def table(res: list[NoiseArm], boot: Bootstrap, preset: str) -> Table:
            "per record and type, the same for every model and scaled to each SNR. Each other model's cell: AUC; "
            "Δ level = beatnet − model; Δ robustness = the model's AUC loss to the noise (clean − noisy) minus "
            f"beatnet's (positive: beatnet loses less). Clean column: AUC with its CI. {ci_text(boot)[0].upper()}{ci_text(boot)[1:]}. Paired: the "
-           f"same resample for both models. {_notes(res)}. Columns: SNR in dB. Preset `{preset}`.")
+           f"same resample of records and seeds for both models. {_notes(res)}. Columns: SNR in dB. Preset `{preset}`.")
     return Table("table5_noise_robustness", "Table 5. Noise robustness", cap,
                  ([] if one else ["Data"]) + ["Model", "Noise", "clean"] + [f"{s:g} dB" for s in snrs], rows)
 

@@ -4,7 +4,7 @@ Why pool: a 126-record test fold gives macro-AUC CIs of about ±0.04, too wide t
 "matches CNNs". Under the rotation each fold 1..10 is the test fold once (at the rotation seed),
 so every record has exactly one test prediction from a model that never saw its patient. The
 pooled macro-AUC is computed over all of them at once (mid-rank AUC per class, equal to
-scikit-learn's), its CI from a bootstrap over records, and a difference between two models from
+scikit-learn's), its CI from a bootstrap over records (and seeds, where several rotate), and a difference between two models from
 the same resample applied to both (paired). The spread of the per-fold AUCs (the rows' own
 `test/macro_auc`) and the official split's fold 10 over every seed are reported beside it.
 """
@@ -85,7 +85,7 @@ class PooledResult:
 
 
 def _estimate(labels: np.ndarray, scores: np.ndarray, boot: Bootstrap, point: float | None = None):
-    dist = stats.macro(stats.class_auc(labels, scores, boot.weights(labels)))
+    dist = stats.macro(stats.class_auc(labels, scores, boot.weights(labels)), seed_w=boot.seeds(len(scores)))
     mean = stats.macro_point(labels, scores) if point is None else point
     return Estimate(mean, *stats.ci(dist)), dist
 

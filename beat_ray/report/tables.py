@@ -106,9 +106,12 @@ def seeds_text(ns) -> str:
 
 
 def ci_text(boot: an.Bootstrap) -> str:
-    return (f"95% percentile bootstrap CI over test records ({boot.n_boot} resamples, numpy seed {boot.seed}; "
-            "each resample is applied to every seed's stored predictions and the mean over seeds recomputed; a draw "
-            "that leaves a class without a positive or a negative is redrawn, as in the PTB-XL benchmark)")
+    return (f"95% percentile CI of a two-level bootstrap over test records and seeds ({boot.n_boot} resamples, "
+            f"numpy seed {boot.seed}; each resample draws the records, applies them to the stored predictions of "
+            "the seeds it draws (with replacement, where there are several) and recomputes the mean over those "
+            "seeds, so the spread between training runs widens the CI; a paired Δ uses the same draw for both "
+            "arms; a draw that leaves a class without a positive or a negative is redrawn, as in the PTB-XL "
+            "benchmark)")
 
 
 def _only(values) -> str | None:
@@ -148,7 +151,7 @@ def ablations(res: list[an.AblationResult], boot: an.Bootstrap, preset: str) -> 
         rows.append(row)
     cap = (f"Macro-AUC and per-class-group AUC (mean over {seeds_text(a.result.n_seeds for a in res)})"
            f"{f' on {one}' if one else ''}. Δ = {an.REFERENCE_MODEL} minus the variant (positive: removing the "
-           f"component costs AUC), CI from paired resamples (the same test-record resample for both models). "
+           f"component costs AUC), CI from paired resamples (the same resample of test records and seeds for both models). "
            f"Group AUC = mean of the class AUCs in the group.{stand_ins(a.result.model for a in res)} "
            f"{ci_text(boot)[0].upper()}{ci_text(boot)[1:]}. Preset `{preset}`.")
     return Table("table2_ablations", "Table 2. Ablations", cap, header, rows)
