@@ -17,8 +17,8 @@ beats almost always.
 
 A consensus train that already scores TRUST (0.95: complexes that correlate ~0.97 with their median in a
 rhythm whose RR varies by under ~2 %) is kept without computing any candidate. This halves the cost of
-select on clean synth (17 against 36 ms per record side by side; benchmarks/tokenize.py: 12 ms, 10x the
-consensus), and on clean real PTB-XL only 359 of 975 records compute candidates. On the development noise
+select on clean synth (17 against 36 ms per record side by side; benchmarks/tokenize.py: 14 ms, 11x the
+consensus, with the completeness rule and the artefact waiver; 12 ms, 10x, without), and on clean real PTB-XL only 359 of 975 records compute candidates. On the development noise
 seed (0; em and ma, 12 to -6 dB) select removes 1,668 beat errors without the gate and 1,670 with it (it also skips two harmful
 switches). 0.9 would have kept 1,662, but it misses the planted motion of tests/test_detector_select.py
 (a consensus that scores 0.904 there), so 0.95. (These counts predate the coverage factor, commit 77b31f9;
