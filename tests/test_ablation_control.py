@@ -5,9 +5,15 @@ pattern, morphology the shape of one beat. Removing an encoder must lower its ow
 bootstrap CI over the same test records). Small preset: 1,500 records, 8 epochs, one seed, the official
 split (150 test records), trained in-process (fit) so the test stays short (~2 min on 2 cores).
 
+The small preset carries the rhythm and beat-shape controls but not the spatial one: removing lead
+attention cost territory +0.045 at seed 0 and *raised* it at seeds 1 and 2 (-0.070, -0.032; measured
+2026-12-03), so a small-preset assertion on it passed by the seed's luck. The spatial control is asserted
+on the committed cpu study instead (3,000 records, 12 epochs, 3 seeds: +0.080, +0.044, +0.047 per seed),
+which is the evidence the README quotes; that test reads results/ablations/cpu, it does not train.
+
 Removing beat shape (`beatnet_no_shape`: each window averaged to one level, as no_spatial averages the
 leads and no_temporal the beats) costs the morphology group; the cpu study's CI excludes 0 (+0.100
-[+0.070, +0.134], README). It costs territory even more (+0.194): MI and bundle-branch block are shapes in
+[+0.066, +0.138], README). It costs territory even more (+0.194): MI and bundle-branch block are shapes in
 particular leads, so this removal is not specific to its group and the test does not ask it to be.
 
 Against a linear map of the window the morphology control does not hold (strict xfail): on the graded synth the linear window map of
@@ -19,13 +25,14 @@ cpu ablation study measures it with 3 seeds and 3,000 records (README, Table 2).
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from beat_ray.report.stats import paired_delta, valid_resamples
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.loop import fit
 
-VARIANTS = ("beatnet", "beatnet_no_spatial", "beatnet_no_temporal", "beatnet_no_morphology", "beatnet_no_shape")
+VARIANTS = ("beatnet", "beatnet_no_temporal", "beatnet_no_morphology", "beatnet_no_shape")   # no_spatial: see the docstring
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +64,41 @@ def test_temporal_encoder_needed_for_rhythm(runs):
     assert lo > 0, (point, lo)
 
 
-def test_spatial_encoder_needed_for_territory(runs):
-    # 150 test records are too few for this CI (measured +0.045 [-0.029, +0.115]); the cpu study's
-    # 3 seeds x 300 records give the CI (README); here the direction and a size of at least 0.02
-    point, lo, _ = drop(runs, "beatnet_no_spatial", "territory")
-    assert point > 0.02, (point, lo)
+def test_temporal_removal_hurts_rhythm_most(runs):
+    """The planted design: removing the rhythm transformer costs rhythm more than the other groups
+    (small preset, seeds 0-2: rhythm +0.26 to +0.30, territory and morphology at most +0.03)."""
+    d = {g: drop(runs, "beatnet_no_temporal", g)[0] for g in ("rhythm", "territory", "morphology")}
+    assert d["rhythm"] == max(d.values()), d
 
 
-def test_each_removal_hurts_its_own_group_most(runs):
-    """The planted design: a removal costs its own group more than it costs the other groups."""
-    for variant, own in (("beatnet_no_temporal", "rhythm"), ("beatnet_no_spatial", "territory")):
-        d = {g: drop(runs, variant, g)[0] for g in ("rhythm", "territory", "morphology")}
-        assert d[own] == max(d.values()), (variant, d)
+CONTROLS = (("beatnet_no_temporal", "rhythm"), ("beatnet_no_spatial", "territory"), ("beatnet_no_shape", "morphology"))
+
+
+def test_committed_cpu_ablations_hold_each_control():
+    """The committed cpu ablation study (results/ablations/cpu: 3,000 records, 12 epochs, 3 seeds, 300 test
+    records): each removal costs its own group, at every seed and with a two-level CI (records and seeds)
+    above 0, and costs its own group more than either other group. No training: a recommitted study in which
+    a control no longer holds fails here."""
+    from pathlib import Path
+
+    from beat_ray.data.synth import CLASS_GROUPS
+    from beat_ray.report import stats
+    from beat_ray.report.load import cells, read_study
+    study = read_study(Path(__file__).resolve().parents[1] / "results", "ablations", "cpu", [])
+    plain = {c.key[0]: c for c in cells(study, ("_model", "config/dataset", "config/task", "config/synth"))
+             if c.key[3] in ("{}", "", None)}
+    ref = plain["beatnet"]
+    y, w = ref.labels, stats.valid_resamples(ref.labels)[0]
+    group = {g: [j for j, c in enumerate(ref.classes) if CLASS_GROUPS.get(c) == g] for g in ("rhythm", "territory", "morphology")}
+    for variant, own in CONTROLS:
+        a, b = ref.scores(), plain[variant].scores()
+        assert len(a) == len(b) == 3 and np.array_equal(ref.record_id, plain[variant].record_id)
+        point, lo, hi = stats.paired_delta(y, a, b, w, group[own])
+        per_seed = [stats.paired_delta(y, a[s:s + 1], b[s:s + 1], w, group[own])[0] for s in range(3)]
+        assert lo > 0 and min(per_seed) > 0, (variant, own, point, lo, hi, per_seed)
+        others = {g: stats.paired_delta(y, a, b, w, c)[0] for g, c in group.items() if g != own}
+        if variant != "beatnet_no_shape":   # beat shape is also territory's evidence (module docstring)
+            assert point > max(others.values()), (variant, point, others)
 
 
 def test_beat_shape_needed_for_morphology(runs):
