@@ -25,7 +25,6 @@ cpu ablation study measures it with 3 seeds and 3,000 records (README, Table 2).
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from beat_ray.report.stats import paired_delta, valid_resamples
@@ -81,24 +80,21 @@ def test_committed_cpu_ablations_hold_each_control():
     a control no longer holds fails here."""
     from pathlib import Path
 
-    from beat_ray.data.synth import CLASS_GROUPS
-    from beat_ray.report import stats
+    from beat_ray.report import analysis as an
     from beat_ray.report.load import cells, read_study
     study = read_study(Path(__file__).resolve().parents[1] / "results", "ablations", "cpu", [])
-    plain = {c.key[0]: c for c in cells(study, ("_model", "config/dataset", "config/task", "config/synth"))
-             if c.key[3] in ("{}", "", None)}
-    ref = plain["beatnet"]
-    y, w = ref.labels, stats.valid_resamples(ref.labels)[0]
-    group = {g: [j for j, c in enumerate(ref.classes) if CLASS_GROUPS.get(c) == g] for g in ("rhythm", "territory", "morphology")}
+    table2 = {a.result.model: a for a in an.ablations(study, an.Bootstrap()) if a.result.data == "synth/all"}
+    rows = {c.key[0]: c.rows.set_index("seed") for c in cells(study, ("_model", "config/dataset", "config/task"))
+            if c.key[1:] == ("synth", "all")}
     for variant, own in CONTROLS:
-        a, b = ref.scores(), plain[variant].scores()
-        assert len(a) == len(b) == 3 and np.array_equal(ref.record_id, plain[variant].record_id)
-        point, lo, hi = stats.paired_delta(y, a, b, w, group[own])
-        per_seed = [stats.paired_delta(y, a[s:s + 1], b[s:s + 1], w, group[own])[0] for s in range(3)]
-        assert lo > 0 and min(per_seed) > 0, (variant, own, point, lo, hi, per_seed)
-        others = {g: stats.paired_delta(y, a, b, w, c)[0] for g, c in group.items() if g != own}
+        a = table2[variant]
+        assert a.result.n_seeds == 3
+        d = a.group_drops[own]
+        per_seed = (rows["beatnet"][f"test/group_auc/{own}"] - rows[variant][f"test/group_auc/{own}"]).dropna()
+        assert d.lo > 0 and len(per_seed) == 3 and per_seed.min() > 0, (variant, own, d, per_seed.tolist())
+        others = {g: e.mean for g, e in a.group_drops.items() if g != own}
         if variant != "beatnet_no_shape":   # beat shape is also territory's evidence (module docstring)
-            assert point > max(others.values()), (variant, point, others)
+            assert d.mean > max(others.values()), (variant, d, others)
 
 
 def test_beat_shape_needed_for_morphology(runs):

@@ -107,7 +107,7 @@ def arms(study: Study, boot: Bootstrap) -> list[NoiseArm]:
         w = boot.weights(y)
 
         def estimate(s: np.ndarray) -> tuple[Estimate, np.ndarray]:
-            d = stats.macro(stats.class_auc(y, s, w), seed_w=boot.seeds(len(s)))
+            d = stats.two_level(y, s, w, seed=boot.seed)
             return Estimate(stats.macro_point(y, s), *stats.ci(d)), d
 
         c, cd = estimate(clean)

@@ -85,7 +85,7 @@ class PooledResult:
 
 
 def _estimate(labels: np.ndarray, scores: np.ndarray, boot: Bootstrap, point: float | None = None):
-    dist = stats.macro(stats.class_auc(labels, scores, boot.weights(labels)), seed_w=boot.seeds(len(scores)))
+    dist = stats.two_level(labels, scores, boot.weights(labels), seed=boot.seed)
     mean = stats.macro_point(labels, scores) if point is None else point
     return Estimate(mean, *stats.ci(dist)), dist
 
