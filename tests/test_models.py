@@ -330,7 +330,11 @@ def test_beatnet_sizes_grow():
 
 
 # ---------------------------------------------------------------------------------------------
-# learnability: one short seeded run in plain PyTorch
+# learnability: one short seeded run in plain PyTorch.
+# The budget (20 epochs, lr 2e-3) and the gates were measured over seeds, not at the test's seed alone
+# (scratch probe, 2026-12-04): at the old 12 epochs and lr 5e-3 the tiny task's mean AUC was 0.84-0.995
+# over torch/data seeds 0-7 (two of eight below 0.9; the rhythm label at 0.61 at seed 2), and seed 0 was
+# the best of the eight. At 20 epochs and 2e-3: mean 0.932-0.998, every label >= 0.797, at all eight.
 
 LEADS_ST = [1, 2, 5]       # II, III, aVF: an inferior ST elevation
 LEADS_WIDE = [6, 7, 8]     # V1-V3: a wide QRS seen only there
@@ -378,10 +382,11 @@ def test_beatnet_learns_a_synthetic_task():
     t0 = time.perf_counter()
     aucs = _fit_eval(create("beatnet", 3), train, y_train, test, y_test)  # tiny
     print(f"per-label AUC (wide QRS, ST, irregular) {np.round(aucs, 3)} in {time.perf_counter() - t0:.1f} s")
-    assert len(aucs) == 3 and np.mean(aucs) >= 0.9
+    # each label needs one encoder, so each must be learned (chance is 0.5)
+    assert len(aucs) == 3 and np.mean(aucs) >= 0.9 and min(aucs) >= 0.7
 
 def _fit_eval(model: nn.Module, train: dict, y_train: torch.Tensor, test: dict, y_test: torch.Tensor,
-              epochs: int = 12, bs: int = 32, lr: float = 5e-3) -> list[float]:
+              epochs: int = 20, bs: int = 32, lr: float = 2e-3) -> list[float]:
     from sklearn.metrics import roc_auc_score
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
@@ -418,4 +423,6 @@ def test_beatnet_learns_synth_superdiagnostic_from_real_tokens():
     aucs = _fit_eval(create("beatnet", y.shape[1]), {k: v[tr] for k, v in batch.items()}, y[tr],
                      {k: v[te] for k, v in batch.items()}, y[te])
     print(f"{ds.classes} AUC {np.round(aucs, 3)} in {time.perf_counter() - t0:.1f} s")
-    assert len(aucs) == y.shape[1] and np.mean(aucs) >= 0.9
+    # Graded synth (generator 2, label noise): well above chance, not at ceiling. The old gate (0.9) held only
+    # at seed 0 (0.905); synth/torch seeds 0-5 give 0.77-0.90 at this budget (0.76-0.91 at the old one).
+    assert len(aucs) == y.shape[1] and np.mean(aucs) >= 0.7
