@@ -421,8 +421,9 @@ def test_beatnet_learns_synth_superdiagnostic_from_real_tokens():
     torch.manual_seed(0)
     t0 = time.perf_counter()
     aucs = _fit_eval(create("beatnet", y.shape[1]), {k: v[tr] for k, v in batch.items()}, y[tr],
-                     {k: v[te] for k, v in batch.items()}, y[te])
+                     {k: v[te] for k, v in batch.items()}, y[te], epochs=12, lr=5e-3)
     print(f"{ds.classes} AUC {np.round(aucs, 3)} in {time.perf_counter() - t0:.1f} s")
     # Graded synth (generator 2, label noise): well above chance, not at ceiling. The old gate (0.9) held only
-    # at seed 0 (0.905); synth/torch seeds 0-5 give 0.77-0.90 at this budget (0.76-0.91 at the old one).
+    # at seed 0 (0.905); synth/torch seeds 0-5 give 0.76-0.905 at this budget (0.77-0.90 at 20 epochs, 2e-3,
+    # which costs twice the time for no firmer answer).
     assert len(aucs) == y.shape[1] and np.mean(aucs) >= 0.7
