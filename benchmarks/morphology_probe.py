@@ -18,15 +18,17 @@ Two questions about the generator and the sampling rate (issue J part 3), each a
     .venv/bin/python benchmarks/morphology_probe.py --fs 500 --n-records 3000 --epochs 12 --seeds 0 \
         --probes 1 4 --out benchmarks/out/morphology_probe_500hz.json                      # 500 Hz; 19.5 min
     .venv/bin/python benchmarks/morphology_probe.py --fs 500 --n-records 3000 --epochs 12 --seeds 0 1 2 \
-        --probes 1 4 --keep /tmp/probe_preds --out benchmarks/out/morphology_probe_500hz_3seeds.json  # 67 min (shared CPUs)
+        --probes 1 4 --keep /tmp/probe_preds --out benchmarks/out/morphology_probe_500hz_3seeds.json  # ~70 min (shared CPUs)
 
 Also per class (`per_class` in the JSON; morphology classes printed), against beatnet and against the linear
 map. At the cpu budget the default and linear-map rows reproduce the committed ablation study's predictions
 to three decimals (same seeds, records and code path).
 
 With several seeds every model's scores are stacked per seed and the bootstrap CI resamples test records and
-seeds (stats.paired_delta, as the report does). The JSONs committed before 2026-12-03 (morphology_probe_cpu,
-_notch08, _500hz_3seeds) were written when it resampled records only and averaged the seeds; not rerun.
+seeds (stats.paired_delta, as the report does). The 3-seed JSONs (morphology_probe_cpu, _notch08,
+_500hz_3seeds) were rerun on 2026-12-04 at commit 66a4707 for that: until then they held CIs over records
+only, seeds averaged. The AUCs reproduced the earlier files to 0.001; only the CIs widened. Each JSON carries
+its command and commit.
 
 Writes benchmarks/out/morphology_probe.json.
 """
@@ -138,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{c:11s} {key:45s} AUC {row['auc']:.3f}   " + _deltas(row, refs))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"synth": a.synth, "fs": a.fs, "n_records": a.n_records, "epochs": a.epochs, "seeds": a.seeds, "test_records": len(y),
+    commit, dirty = git_info()
+    tmp.write_text(json.dumps({"command": " ".join(["python benchmarks/morphology_probe.py", *(argv or sys.argv[1:])]),
+                               "git_commit": commit, "git_dirty": dirty, "ci": "records and seeds (stats.paired_delta)",
+                               "synth": a.synth, "fs": a.fs, "n_records": a.n_records, "epochs": a.epochs,
+                               "seeds": a.seeds, "test_records": len(y),
                                "seconds": seconds, "rows": rows, "per_class": per_class}, indent=1))
     tmp.replace(a.out)
     print(f"wrote {a.out}")

@@ -20,7 +20,7 @@ Against a linear map of the window the morphology control does not hold (strict 
 `beatnet_no_morphology` reads ST depression, T inversion and LVH at least as well as BEAT-Net's
 BeatCNN, whose global average+max pooling forgets where in the beat a deflection is; a position-keeping
 BeatCNN (cnn_bins, rf_s) only draws level with it (benchmarks/morphology_probe.py), and a 2.7x stronger
-LVH notch is read as well by the map. At 500 Hz it leads by +0.010 [-0.000, +0.021] over 3 seeds, not excluding 0. The
+LVH notch is read as well by the map. At 500 Hz it leads by +0.010 [-0.005, +0.028] over 3 seeds, not excluding 0. The
 cpu ablation study measures it with 3 seeds and 3,000 records (README, Table 2).
 """
 from __future__ import annotations
