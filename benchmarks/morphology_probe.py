@@ -44,6 +44,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -141,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = a.out.with_suffix(".tmp")
     commit, dirty = git_info()
-    tmp.write_text(json.dumps({"command": " ".join(["python benchmarks/morphology_probe.py", *(argv or sys.argv[1:])]),
-                               "git_commit": commit, "git_dirty": dirty, "ci": "records and seeds (stats.paired_delta)",
+    args = sys.argv[1:] if argv is None else argv
+    tmp.write_text(json.dumps({"command": shlex.join(["python", "benchmarks/morphology_probe.py", *args]),
+                               "git_commit": commit, "git_dirty": dirty,
+                               "ci": f"records{' and seeds' if len(a.seeds) > 1 else ''} (stats.paired_delta)",
                                "synth": a.synth, "fs": a.fs, "n_records": a.n_records, "epochs": a.epochs,
                                "seeds": a.seeds, "test_records": len(y),
                                "seconds": seconds, "rows": rows, "per_class": per_class}, indent=1))
