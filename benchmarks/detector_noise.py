@@ -35,8 +35,9 @@ tokenizer would; the peers read lead II, as above, and also the reference lead (
 `xqrs, ref lead`: the peers given the lead a reader would pick, with the clean signal's hindsight; shown,
 not the bar, since the reference is their own output there). The bar is the better peer on lead II.
 
-Held-out study data (`--records ptbxl --out benchmarks/out/detector_noise_ptbxl.json`): the 987 records of
-the shared PTB-XL release (10 s, 12 leads, 100 Hz), the records every real study tokenizes, referenced and
+Held-out study data (`--records ptbxl --out benchmarks/out/detector_noise_ptbxl.json`): the 975 records of
+the shared PTB-XL release that carry a superdiagnostic label (10 s, 12 leads, 100 Hz; `prepare("ptbxl")`'s
+default task), the records every real study tokenizes, referenced and
 scored as the CinC 2021 ones are. No threshold of the detector or of select was chosen on them under noise
 (only select's clean switch count was read from them before), so this is the 12-lead hold-out for both.
 (Its first run referenced lead II and counted edge beats by position alone; plotting the records where ours
@@ -71,7 +72,7 @@ LEAD_INDEX = {"I": 0, "II": 1, "MLII": 1, "V5": 10}
 TYPES = ("bw", "em", "ma")
 SNRS = (24.0, 18.0, 12.0, 6.0, 0.0, -6.0)
 WINDOW_S = 10.0
-GUARD_S = 0.5     # cinc2021: the peers find no beat in a record's first or last few hundred ms, ours does
+GUARD_S = 0.5     # cinc2021, ptbxl: the peers find no beat in a record's first or last few hundred ms, ours does
 
 
 def windows(realdata: Path, per_record: int) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
@@ -227,7 +228,7 @@ def main() -> None:
                     help="noise realisations; select's thresholds were chosen at 0, so 1 is a held-out check")
     ap.add_argument("--records", choices=("annotated", "cinc2021", "ptbxl"), default="annotated",
                     help="annotated: MIT-BIH 100 + CPSC 2021 (development); cinc2021: 25 held-out 12-lead records; "
-                         "ptbxl: the 987 records of the shared PTB-XL release (100 Hz), held out")
+                         "ptbxl: the shared PTB-XL release's 975 superdiagnostic records (100 Hz), held out")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     t0 = time.perf_counter()
