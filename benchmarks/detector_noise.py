@@ -75,7 +75,7 @@ WINDOW_S = 10.0
 GUARD_S = 0.5     # cinc2021, ptbxl: the peers find no beat in a record's first or last few hundred ms, ours does
 
 
-def windows(realdata: Path, per_record: int) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
+def windows(realdata: Path, per_record: int) -> list[tuple[str, float, np.ndarray, np.ndarray, int]]:
     """(name, fs, (12, T) with NaN for absent leads, reference R peaks in the window, peer lead II)."""
     out = []
     recs = [realdata / "mitdb" / "100"] + sorted(p.with_suffix("") for p in (realdata / "cpsc2021").glob("*.hea"))
@@ -94,14 +94,14 @@ def windows(realdata: Path, per_record: int) -> list[tuple[str, float, np.ndarra
 
 
 def cinc_windows(realdata: Path, agree: float = 0.9) -> tuple[list, list[str]]:
-    """The CinC 2021 records with the peers' agreed beats on clean lead II as reference; and those left out."""
+    """The CinC 2021 records with the peers' agreed beats on the clean reference lead; and those left out."""
     recs = ((hea.stem, *read_wfdb(hea.with_suffix(""))) for hea in sorted((realdata / "cinc2021").glob("*.hea")))
     return peer_reference(recs, agree)
 
 
 def ptbxl_windows(realdata: Path, agree: float = 0.9) -> tuple[list, list[str]]:
-    """The shared PTB-XL release (100 Hz, 12 leads, the records every real study reads), referenced as
-    cinc_windows is. Records our loader masks as bad input are not scored."""
+    """The shared PTB-XL release as every real study reads it (prepare("ptbxl"): 100 Hz, 12 leads, the records
+    with a superdiagnostic label), referenced as cinc_windows is."""
     from beat_ray.data.dataset import ECGDataset
     from beat_ray.data.prepare import prepare
     ds = ECGDataset.open(prepare("ptbxl", root=realdata / "ptbxl", progress=False))
@@ -115,7 +115,7 @@ def peer_reference(records, agree: float) -> tuple[list, list[str]]:
     left out. The reference lead is the one whose QRS stands out most from its P and T waves: the largest
     kurtosis of the neurokit2-cleaned signal (kSQI, as in neurokit2's ecg_quality). Why not lead II: on the
     PTB-XL records a low-voltage lead II let both peers agree on its P and T waves (records 446 and 848: 18
-    and 19 "beats" in 10 s at 60 bpm), and our detector was scored wrong for finding the QRS."""
+    and 19 "beats" in 10 s at 55-60 bpm), and our detector was scored wrong for finding the QRS."""
     out, left_out = [], []
     for name, x, fs in records:
         lead = reference_lead(x, fs)
