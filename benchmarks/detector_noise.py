@@ -102,11 +102,16 @@ def cinc_windows(realdata: Path, agree: float = 0.9) -> tuple[list, list[str]]:
 def ptbxl_windows(realdata: Path, agree: float = 0.9) -> tuple[list, list[str]]:
     """The shared PTB-XL release as every real study reads it (prepare("ptbxl"): 100 Hz, 12 leads, the records
     with a superdiagnostic label), referenced as cinc_windows is."""
-    from beat_ray.data.dataset import ECGDataset
-    from beat_ray.data.prepare import prepare
-    ds = ECGDataset.open(prepare("ptbxl", root=realdata / "ptbxl", progress=False))
+    ds = _ptbxl(realdata / "ptbxl")
     x, ids = np.asarray(ds.signals), [str(r) for r in ds.record_ids]
     return peer_reference(((ids[i], x[i], ds.fs) for i in range(len(x))), agree)
+
+
+def _ptbxl(root: Path):
+    """The shared PTB-XL release as the real studies read it (prepare's default task, superdiagnostic)."""
+    from beat_ray.data.dataset import ECGDataset
+    from beat_ray.data.prepare import prepare
+    return ECGDataset.open(prepare("ptbxl", root=root, progress=False))
 
 
 def peer_reference(records, agree: float) -> tuple[list, list[str]]:
@@ -124,7 +129,7 @@ def peer_reference(records, agree: float) -> tuple[list, list[str]]:
             warnings.simplefilter("ignore")
             a, b = _nk(sig, fs), _xqrs(sig, fs)
         pairs = match_beats(a, b, round(0.15 * fs))
-        if len(pairs) < agree * max(len(a), len(b), 1) or len(pairs) == 0:
+        if len(pairs) < agree * max(len(a), len(b), 1):
             left_out.append(f"{name}: lead {lead}, neurokit2 {len(a)}, xqrs {len(b)}, agreed {len(pairs)}")
             continue
         ref = np.sort((np.sort(a)[pairs[:, 0]] + np.sort(b)[pairs[:, 1]]) // 2)
@@ -164,7 +169,8 @@ def detectors(x: np.ndarray, fs: float, ref_lead: int = 1) -> dict[str, np.ndarr
     out = {"ours": ours[0], "ours, II": ours2[0], "ours, select": sel[0]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for tag, lead in (("", 1), (", ref lead", ref_lead)) if ref_lead != 1 else (("", 1),):
+        peer_leads = {"": 1} if ref_lead == 1 else {"": 1, ", ref lead": ref_lead}
+        for tag, lead in peer_leads.items():
             sig = np.nan_to_num(x[lead]).astype(np.float64)
             out[f"neurokit2{tag}"], out[f"xqrs{tag}"] = _nk(sig, fs), _xqrs(sig, fs)
     return out
@@ -207,11 +213,9 @@ def count_beats(ref: np.ndarray, peaks: np.ndarray, fs: float, n: int, guard_s: 
 
 def ptbxl_switches(root: Path) -> dict:
     """Clean real 12-lead records (the shared PTB-XL release) whose peaks differ under select."""
-    from beat_ray.data.dataset import ECGDataset
-    from beat_ray.data.prepare import prepare
     if not root.exists():
         return {"records": 0, "changed": 0, "note": f"{root} absent"}
-    ds = ECGDataset.open(prepare("ptbxl", root=root, progress=False))
+    ds = _ptbxl(root)
     x = np.asarray(ds.signals)
     a, fa, _ = detect_batch(x, ds.fs)
     b, fb, _ = detect_batch(x, ds.fs, select=True)
