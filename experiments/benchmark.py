@@ -8,8 +8,8 @@ Locally, on the real PTB-XL subset in ../shared/realdata/ptbxl (the headline of 
     python experiments/benchmark.py --preset real --name benchmark-real     # same --name again = resume
     python -m beat_ray.report                                             # make figures
 
-The `real` preset (superdiagnostic, published model sizes, fold rotation: every record tested
-once, plus seeds 1 and 2 on fold 10) trains every model with the same budget: 15 epochs of
+The `real` preset (superdiagnostic, published model sizes, fold rotation at seeds 0, 1 and 2: every
+record tested once per seed) trains every model with the same budget: 15 epochs of
 one-cycle AdamW at lr 3e-3, batch 64, best-validation epoch (`recipe=default`). The three
 baselines also run once with the benchmark's own recipe (`recipe=benchmark`: lr 1e-2, global
 scaler, 50 epochs at batch 128, final epoch scored) on the official split, so both recipes are

@@ -35,7 +35,8 @@ def test_fold_layout_official_and_rotation():
     assert sorted(fold_layout(k)[2] for k in range(1, 11)) == list(range(1, 11))   # each fold tested once
     assert sorted(fold_layout(k)[1] for k in range(1, 11)) == list(range(1, 11))   # and validates once
     assert fold_seeds(False, (0, 1, 2)) == [(10, 0), (10, 1), (10, 2)]
-    assert fold_seeds(True, (0, 1, 2)) == [(k, 0) for k in range(1, 11)] + [(10, 1), (10, 2)]
+    assert fold_seeds(True, (0, 1, 2)) == [(k, s) for s in (0, 1, 2) for k in range(1, 11)]
+    assert fold_seeds(True, (0, 1), (2, 4)) == [(2, 0), (4, 0), (2, 1), (4, 1)]
     with pytest.raises(ValueError, match="test_fold"):
         TrialConfig(test_fold=11)
 

@@ -116,3 +116,24 @@ def test_models_filter_names_a_variant_in_the_variants_grid():
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "--models ['rf_0.45s']: not in this preset (it has ['baseline', 'original'])" in run.stderr
+
+
+def test_cells_with_a_row_are_not_trained_again_unless_a_resumed_sweep_stored_them(tmp_path):
+    """A preset extended from one seed to three trains only the new cells into its results folder;
+    a resumed sweep keeps the cells it stored even after they got their rows."""
+    from beat_ray.train.config import TrialConfig
+    from beat_ray.train.results import append_rows
+    from beat_ray.train.runner import cells_to_run, save_grid
+    cells = [TrialConfig.from_dict({**c, "study": "s", "preset": "p"}).to_dict()
+             for c in load_presets("data_efficiency")["smoke"].cells()][:4]
+    out = tmp_path / "results"
+    assert cells_to_run(cells, out, None) == [0, 1, 2, 3]               # no rows yet
+    row = {"trial_id": "t0", "study": "s", "preset": "p", "seed": cells[1]["seed"],
+           "config_hash": TrialConfig.from_dict(cells[1]).config_hash(), "test/macro_auc": 0.5}
+    append_rows(out, [row], required=())
+    assert cells_to_run(cells, out, None) == [0, 2, 3]                  # a new --name skips the done cell
+    exp = str(tmp_path / "storage" / "sweep")
+    save_grid(exp, cells)
+    assert cells_to_run(cells, out, exp) == [0, 1, 2, 3]                # its own stored cell stays
+    save_grid(exp, [cells[0], cells[2]])
+    assert cells_to_run(cells, out, exp) == [0, 2, 3]

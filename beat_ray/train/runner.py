@@ -249,14 +249,11 @@ def check_grid(exp_path: str, cells: list[dict], resume_changed: bool) -> None:
     """Refuse to resume a sweep whose grid changed (Tune restores its stored grid and would silently
     ignore the change); with `resume_changed` continue the stored grid and say so. The grid is kept
     beside Tune's experiment state, on the same storage (local, NFS or s3://)."""
-    fs, path = _exp_fs(exp_path)
-    gfile = f"{path}/{GRID_FILE}"
-    if fs.get_file_info(gfile).type != pafs.FileType.File:
+    old = stored_grid(exp_path)
+    if old is None:
         print(f"resume: {exp_path} has no {GRID_FILE} (a sweep from before grids were stored): cannot check "
               "that its grid is this launch's")
         return
-    with fs.open_input_stream(gfile) as fh:
-        old = json.loads(fh.read().decode())
     changes = grid_changes(old, json.loads(json.dumps(cells, sort_keys=True, default=str)))   # as stored: tuples -> lists
     if not changes:
         return
@@ -266,6 +263,30 @@ def check_grid(exp_path: str, cells: list[dict], resume_changed: bool) -> None:
                          "stored grid and ignore this change. Give the new grid a new --name, or pass "
                          "--resume-changed to finish the stored grid as it was.")
     print(f"resume: --resume-changed: continuing the stored grid; this launch's changes are ignored ({what})")
+
+
+def stored_grid(exp_path: str) -> list[dict] | None:
+    fs, path = _exp_fs(exp_path)
+    gfile = f"{path}/{GRID_FILE}"
+    if fs.get_file_info(gfile).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(gfile) as fh:
+        return json.loads(fh.read().decode())
+
+
+def cells_to_run(grid_cells: list[dict], out: Path, restoring: str | None) -> list[int]:
+    """Indices of the cells to launch: those without a row in the results folder. A preset extended
+    (say from one seed to three) trains only its new cells, and a cell is never trained twice into one
+    folder. A resumed sweep (`restoring` = its path) keeps every cell it stored, finished or not, so its
+    grid check compares like with like."""
+    rows = read_rows(out)
+    done = set(rows["config_hash"]) if "config_hash" in rows else set()
+    stored = stored_grid(restoring) if restoring else None
+    keep = {TrialConfig.from_dict(c).config_hash() for c in stored} if stored is not None else set()
+    hashes = [TrialConfig.from_dict(c).config_hash() for c in grid_cells]
+    if restoring and stored is None:    # a sweep from before grids were stored: Tune's own state rules
+        return list(range(len(grid_cells)))
+    return [i for i, h in enumerate(hashes) if h in keep or h not in done]
 
 
 def save_grid(exp_path: str, cells: list[dict]) -> None:
@@ -320,6 +341,13 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
     except ValueError as exc:           # e.g. --gpus-per-trial 0.5 with workers=2
         raise SystemExit(f"{study}/{preset}: {exc}") from None
     restoring = Tuner.can_restore(exp_path)
+    todo = cells_to_run(grid_cells, out, exp_path if restoring else None)
+    if len(todo) < len(grid_cells):
+        print(f"{study}/{preset}: {len(grid_cells) - len(todo)} of {len(grid_cells)} cells already have a row in "
+              f"{out} (same config hash); not trained again" + ("" if todo else ": nothing to run"))
+    cells, grid_cells = [cells[i] for i in todo], [grid_cells[i] for i in todo]
+    if not cells:
+        return out
     if restoring:                       # before Ray starts: a refusal costs nothing
         check_grid(exp_path, grid_cells, resume_changed)
     init_ray()

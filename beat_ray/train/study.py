@@ -47,15 +47,15 @@ def fold_seeds(rotate: bool, seeds: tuple[int, ...], folds: tuple[int, ...] | No
     """(test_fold, seed) pairs of a grid.
 
     Official split: fold 10 at every seed. Rotation (cross-fitting): every fold 1..10 is the test
-    fold once at the first seed, so every record gets exactly one test prediction from a model
-    that never saw its patient; the other seeds run on fold 10, so seed variance is measured on
-    the official split as well. `folds` limits the rotation to those test folds (a budget cut:
-    the records of the other folds get no test prediction).
+    fold at every seed, so every record gets one test prediction per seed from a model that never
+    saw its patient, and seed variance is measured on every fold (a verdict never rests on one seed
+    where a grid names three). `folds` limits the rotation to those test folds (a budget cut: the
+    records of the other folds get no test prediction).
     """
     if not rotate:
         return [(N_FOLDS, s) for s in seeds]
     folds = tuple(folds or range(1, N_FOLDS + 1))
-    return [(k, seeds[0]) for k in folds] + [(N_FOLDS, s) for s in seeds[1:]]
+    return [(k, s) for s in seeds for k in folds]
 
 
 def parse_overrides(items: list[str]) -> dict:
