@@ -128,8 +128,8 @@ def test_cells_with_a_row_are_not_trained_again_unless_a_resumed_sweep_stored_th
              for c in load_presets("data_efficiency")["smoke"].cells()][:4]
     out = tmp_path / "results"
     assert cells_to_run(cells, out, None) == [0, 1, 2, 3]               # no rows yet
-    row = {"trial_id": "t0", "study": "s", "preset": "p", "seed": cells[1]["seed"],
-           "config_hash": TrialConfig.from_dict(cells[1]).config_hash(), "test/macro_auc": 0.5}
+    row = {"trial_id": "t0", "seed": cells[1]["seed"], "test/macro_auc": 0.5, "config_hash": "stale",
+           **TrialConfig.from_dict(cells[1]).flat()}
     append_rows(out, [row], required=())
     assert cells_to_run(cells, out, None) == [0, 2, 3]                  # a new --name skips the done cell
     exp = str(tmp_path / "storage" / "sweep")
@@ -137,3 +137,7 @@ def test_cells_with_a_row_are_not_trained_again_unless_a_resumed_sweep_stored_th
     assert cells_to_run(cells, out, exp) == [0, 1, 2, 3]                # its own stored cell stays
     save_grid(exp, [cells[0], cells[2]])
     assert cells_to_run(cells, out, exp) == [0, 2, 3]
+    old = {"trial_id": "t1", "seed": cells[3]["seed"], "test/macro_auc": 0.5,     # written before config_hash
+           **{k: v for k, v in TrialConfig.from_dict(cells[3]).flat().items() if k != "config/detector"}}
+    append_rows(out, [old], required=())
+    assert cells_to_run(cells, out, None) == [0, 2]

@@ -20,6 +20,7 @@ from beat_ray.train.config import TrialConfig
 from beat_ray.train.devices import cluster_capacity, decide_gpu, max_concurrent
 from beat_ray.train.results import (
     append_rows,
+    done_hashes,
     make_row,
     read_rows,
     results_dir,
@@ -279,8 +280,7 @@ def cells_to_run(grid_cells: list[dict], out: Path, restoring: str | None) -> li
     (say from one seed to three) trains only its new cells, and a cell is never trained twice into one
     folder. A resumed sweep (`restoring` = its path) keeps every cell it stored, finished or not, so its
     grid check compares like with like."""
-    rows = read_rows(out)
-    done = set(rows["config_hash"]) if "config_hash" in rows else set()
+    done = done_hashes(read_rows(out))
     stored = stored_grid(restoring) if restoring else None
     keep = {TrialConfig.from_dict(c).config_hash() for c in stored} if stored is not None else set()
     hashes = [TrialConfig.from_dict(c).config_hash() for c in grid_cells]
