@@ -66,7 +66,11 @@ def _write_rotation(root: Path, study: str, arms: dict[str, float], dup: bool = 
 
 
 def _pooled(model_quality: float, model: str) -> np.ndarray:
-    full = _scores(model_quality, 100 * 0 + len(model))
+    return _pooled_seed(model_quality, model, 0)
+
+
+def _pooled_seed(model_quality: float, model: str, seed: int) -> np.ndarray:
+    full = _scores(model_quality, 100 * seed + len(model))
     order = np.argsort(RIDS, kind="stable")
     return full[order], LABELS[order]
 
@@ -91,8 +95,15 @@ def test_pooled_auc_and_paired_delta_equal_sklearn_on_the_same_resamples(tmp_pat
             boot.append(np.mean([roc_auc_score(y[idx, c], s[idx, c]) for c in range(2)]))
         manual[m] = np.array(boot)
         assert (r.pooled.lo, r.pooled.hi) == pytest.approx(stats.ci(manual[m]), abs=1e-12)
-        rows = study.rows[(study.rows["config/model"] == m) & (study.rows["seed"] == 0)]
-        assert r.per_fold == dict(zip(rows["config/test_fold"].astype(int), rows["test/macro_auc"]))
+        rows = study.rows[study.rows["config/model"] == m]
+        assert r.per_fold == rows.groupby(rows["config/test_fold"].astype(int))["test/macro_auc"].mean().to_dict()
+        # the primary statistic: sklearn's macro-AUC within each fold, seeds averaged, then folds averaged
+        per = [np.mean([np.mean([roc_auc_score(y[FOLD[np.argsort(RIDS, kind="stable")] == k][:, c],
+                                               sc[FOLD[np.argsort(RIDS, kind="stable")] == k][:, c]) for c in range(2)])
+                        for sc in [_pooled_seed(q, m, sd)[0] for sd in ((0, 1, 2) if k == 10 else (0,))]])
+               for k in range(1, 11)]
+        assert r.fold_mean.mean == pytest.approx(np.mean(per), abs=1e-12)
+        assert r.fold_mean.lo <= r.fold_mean.mean <= r.fold_mean.hi
         f10 = study.rows[(study.rows["config/model"] == m) & (study.rows["config/test_fold"] == 10)]
         assert r.n_fold10_seeds == 3 and r.fold10.mean == pytest.approx(f10["test/macro_auc"].mean())
     d = res["resnet1d_wang"].delta
@@ -105,6 +116,41 @@ def test_pooled_auc_and_paired_delta_equal_sklearn_on_the_same_resamples(tmp_pat
     assert rotation.non_inferior(an.Estimate(-0.005, -0.0101, 0.0)) == "no"       # margin 0.01, CI lower bound
     t = rotation.table(list(res.values()), an.Bootstrap(N_BOOT, 0), "real", "table1_benchmark", "T", "x")
     assert f"60 (`{record_set_hash(RIDS)}`)" in t.markdown()
+
+
+def test_a_score_scale_that_moves_between_folds_costs_pooled_auc_not_per_fold_auc(tmp_path):
+    """Two models rank every fold's records identically; one adds a different constant per fold. The
+    per-fold Δ is exactly 0 (CI included); the pooled Δ, which ranks fold models together, is not."""
+    folder = tmp_path / "benchmark" / "real"
+    (folder / "predictions").mkdir(parents=True)
+    base = _scores(0.6, 3)
+    rows = []
+    for model, shift in (("beatnet", 0.0), ("resnet1d_wang", 5.0)):
+        for s in (0, 1, 2):
+            for k in range(1, 11):
+                idx = np.flatnonzero(FOLD == k)
+                sc = base[idx] + shift * (k % 3) + 0.01 * s          # a per-fold (and per-seed) offset only
+                tid = f"{model[:3]}_{s}_{k:02d}"
+                np.savez_compressed(folder / "predictions" / f"{tid}.npz", record_id=RIDS[idx], scores=sc,
+                                    labels=LABELS[idx], classes=np.array(CLASSES))
+                auc = np.mean([roc_auc_score(LABELS[idx, c], sc[:, c]) for c in range(2)])
+                rows.append({"study": "benchmark", "preset": "real", "trial_id": tid, "seed": s, "git_commit": "c" * 40,
+                             "git_dirty": False, "finished_at": "2026-12-01T00:00:00", "config/model": model,
+                             "config/model_kwargs": "{}", "config/dataset": "ptbxl", "config/task": "superdiagnostic",
+                             "config/test_fold": k, "config/recipe": "default", "epoch": 15, "train_seconds": 1.0,
+                             "time_total_s": 1.0, "n_params": 10, "n_train": 48, "n_val": 6, "n_test": len(idx),
+                             "val_macro_auc": 0.8, "best_epoch": 15, "test/macro_auc": float(auc),
+                             "predictions_file": f"predictions/{tid}.npz", "n_fallback_test": 0})
+    pd.DataFrame(rows).to_parquet(folder / "trials.parquet", index=False)
+    study = read_study(tmp_path, "benchmark", "real", problems := [])
+    assert not problems
+    res = {r.model: r for r in rotation.pooled_results(study, an.Bootstrap(N_BOOT, 0))}
+    r = res["resnet1d_wang"]
+    assert r.folds.seed_text() == "3 (0–2)" and len(r.folds.by_fold) == 10
+    assert (r.delta_fold_mean.mean, r.delta_fold_mean.lo, r.delta_fold_mean.hi) == (0.0, 0.0, 0.0)
+    assert set(r.fold_deltas.values()) == {0.0}
+    assert r.delta.lo > 0.05                            # pooled: the shifted model looks worse, wrongly
+    assert res["beatnet"].fold_mean.mean == pytest.approx(r.fold_mean.mean, abs=1e-12)
 
 
 def test_a_record_tested_twice_in_one_rotation_is_refused(tmp_path):
@@ -174,4 +220,4 @@ def test_rotation_seed_is_shared_by_tables_and_noise():
     assert rotation_seed(rows([(0, k) for k in range(1, 11)] + [(1, 10), (2, 10)])) == 0
     assert rotation_seed(rows([(0, 10), (1, 2), (1, 4), (1, 10), (2, 10)])) == 1
     assert rotation_seed(rows([(0, 10), (1, 10)])) is None
-    assert robustness.rotation_seed is rotation_seed
+    assert rotation.rotation_seeds(rows([(s, k) for s in (0, 1) for k in (2, 4)] + [(2, 2)])) == [0, 1]

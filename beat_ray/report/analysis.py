@@ -68,12 +68,14 @@ class Bootstrap:
         self._w: dict[tuple, np.ndarray] = {}
         self.redrawn: dict[tuple, int] = {}
 
-    def weights(self, labels: np.ndarray) -> np.ndarray:
-        """(n_boot, n) draw counts for test records with these (n, C) labels."""
+    def weights(self, labels: np.ndarray, stream: int = 0) -> np.ndarray:
+        """(n_boot, n) draw counts for test records with these (n, C) labels. `stream` > 0 gives an
+        independent stream (one per test fold in perfold.py, so folds never share draws)."""
         y = np.ascontiguousarray(np.asarray(labels).astype(np.int8))
-        key = (y.shape, hashlib.sha1(y.tobytes()).hexdigest())
+        key = (y.shape, hashlib.sha1(y.tobytes()).hexdigest(), stream)
         if key not in self._w:
-            self._w[key], self.redrawn[key] = stats.valid_resamples(y, self.n_boot, self.seed)
+            seed = [self.seed, stream] if stream else self.seed
+            self._w[key], self.redrawn[key] = stats.valid_resamples(y, self.n_boot, seed)
         return self._w[key]
 
     def seeds(self, n_seeds: int) -> np.ndarray:

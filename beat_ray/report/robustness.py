@@ -8,8 +8,9 @@ applied to both models, and seeds are averaged inside each resample. Two differe
   Δ robustness  (AUC(beatnet, noisy) − AUC(beatnet, clean)) − (AUC(model, noisy) − AUC(model, clean)):
                 positive when BEAT-Net loses less AUC to the noise than the model does. The paper's
                 "substantially improving robustness" is a claim about this one.
-Under a fold rotation the rotation seed's folds are pooled (every record predicted once); otherwise the
-seeds of one test fold are stacked.
+Under a fold rotation each AUC is computed within each test fold and averaged over folds (perfold.py,
+records resampled within folds, seeds as the second level; the drop is paired fold by fold); otherwise
+the seeds of one test fold are stacked.
 """
 from __future__ import annotations
 
@@ -19,11 +20,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from beat_ray.report import stats
+from beat_ray.report import perfold, stats
 from beat_ray.report.analysis import Bootstrap, Estimate, model_order, reference_of
 from beat_ray.report.load import AUC_TOLERANCE, ResultsError, Study
-from beat_ray.report.load import pooled as pool_folds
-from beat_ray.report.rotation import rotation_seed, rows_rotated
+from beat_ray.report.rotation import rows_rotated
 from beat_ray.report.tables import DASH, Table, ci_text, est, num
 
 NOISE_NAMES = {"bw": "baseline wander", "ma": "muscle artefact", "em": "electrode motion",
@@ -65,16 +65,7 @@ def _spec_key(spec: str) -> tuple[str, float]:
 
 
 def _scores(study: Study, rows: pd.DataFrame, label: str):
-    """(record_id, labels, clean (S, n, C), {spec: (S, n, C)}, description) of one arm."""
-    if rows_rotated(rows):
-        seed = rotation_seed(rows)
-        r = rows[rows["seed"] == seed]
-        p = pool_folds(study, r, label)
-        if p.noise is None:
-            raise ResultsError([f"{study.name}: {label}: a fold's predictions lack noise scores (rerun the study)"])
-        fl = sorted(r["config/test_fold"].astype(int).unique())
-        return p.record_id, p.labels, p.scores[None], {k: v[None] for k, v in p.noise.items()}, \
-            f"test folds {','.join(map(str, fl))} pooled at seed {seed}", 1
+    """(record_id, labels, clean (S, n, C), {spec: (S, n, C)}, description, n_seeds) of one official-split arm."""
     preds = [study.predictions[str(t)] for t in rows.sort_values("seed")["trial_id"]]
     if any(not np.array_equal(q.record_id, preds[0].record_id) for q in preds):
         raise ResultsError([f"{study.name}: seeds of {label} were tested on different records"])
@@ -84,6 +75,19 @@ def _scores(study: Study, rows: pd.DataFrame, label: str):
     fold = int(rows["config/test_fold"].iloc[0]) if "config/test_fold" in rows else 10
     return preds[0].record_id, preds[0].labels, np.stack([q.scores for q in preds]), noisy, \
         f"{len(preds)} seed{'s' if len(preds) != 1 else ''} on test fold {fold}", len(preds)
+
+
+def _rotated(study: Study, rows: pd.DataFrame, label: str, boot: Bootstrap):
+    """Per-fold-averaged clean and noisy estimates of a rotated arm (perfold.py)."""
+    fo = perfold.folds_of(study, rows, label)
+    if any(f.noise is None for f in fo.by_fold.values()):
+        raise ResultsError([f"{study.name}: {label}: a fold's predictions lack noise scores (rerun the study)"])
+    specs = next(iter(fo.by_fold.values())).noise
+    clean = perfold.averaged(fo, boot)
+    noisy = {_spec_key(k): perfold.averaged(fo, boot, k) for k in specs}
+    rid = np.sort(np.concatenate([f.record_id for f in fo.by_fold.values()]))
+    folds = ",".join(map(str, sorted(fo.by_fold)))
+    return rid, clean, noisy, f"test folds {folds}, per-fold mean, seeds {fo.seed_text()}", len(fo.seeds)
 
 
 def _check_rows(study: Study, rows: pd.DataFrame, label: str) -> None:
@@ -103,17 +107,22 @@ def arms(study: Study, boot: Bootstrap) -> list[NoiseArm]:
     out = []
     for (label, ds, task), rows in study.rows.groupby(["_model", "config/dataset", "config/task"], sort=True):
         _check_rows(study, rows, str(label))
-        rid, y, clean, noisy, over, n_seeds = _scores(study, rows, str(label))
-        w = boot.weights(y)
-
-        def estimate(s: np.ndarray) -> tuple[Estimate, np.ndarray]:
-            d = stats.two_level(y, s, w, seed=boot.seed)
-            return Estimate(stats.macro_point(y, s), *stats.ci(d)), d
-
-        c, cd = estimate(clean)
         auc, dist = {}, {}
-        for spec, s in noisy.items():
-            auc[_spec_key(spec)], dist[_spec_key(spec)] = estimate(s)
+        if rows_rotated(rows):
+            rid, (c, cd), est_noisy, over, n_seeds = _rotated(study, rows, str(label), boot)
+            for key, (e, d) in est_noisy.items():
+                auc[key], dist[key] = e, d
+        else:
+            rid, y, clean, noisy, over, n_seeds = _scores(study, rows, str(label))
+            w = boot.weights(y)
+
+            def estimate(s: np.ndarray) -> tuple[Estimate, np.ndarray]:
+                d = stats.two_level(y, s, w, seed=boot.seed)
+                return Estimate(stats.macro_point(y, s), *stats.ci(d)), d
+
+            c, cd = estimate(clean)
+            for spec, s in noisy.items():
+                auc[_spec_key(spec)], dist[_spec_key(spec)] = estimate(s)
         fs = float(rows["config/fs"].iloc[0]) if "config/fs" in rows else float("nan")
         source = str(rows["config/noise_source"].iloc[0]) if "config/noise_source" in rows else "synthetic"
         out.append(NoiseArm(str(label), f"{ds}/{task}", over, n_seeds, rid, fs, source, c, cd, auc, dist))

@@ -1,12 +1,11 @@
-"""Cross-fitted studies (fold rotation, issue H): one pooled test prediction per record, paired CIs.
+"""Cross-fitted studies (fold rotation): per-fold-averaged macro-AUC, paired Δ, and the pooled figure beside it.
 
-Why pool: a 126-record test fold gives macro-AUC CIs of about ±0.04, too wide to decide
-"matches CNNs". Under the rotation each fold 1..10 is the test fold once (at the rotation seed),
-so every record has exactly one test prediction from a model that never saw its patient. The
-pooled macro-AUC is computed over all of them at once (mid-rank AUC per class, equal to
-scikit-learn's), its CI from a bootstrap over records (and seeds, where several rotate), and a difference between two models from
-the same resample applied to both (paired). The spread of the per-fold AUCs (the rows' own
-`test/macro_auc`) and the official split's fold 10 over every seed are reported beside it.
+Under the rotation each fold 1..10 is the test fold once per seed, so every record has one test
+prediction per seed from a model that never saw its patient. The primary statistic is the macro-AUC
+within each test fold averaged over folds (perfold.py: CI over records within folds and over seeds).
+The pooled macro-AUC (every record's prediction ranked together, across fold models) is kept beside
+it, labelled as pooled: it also charges a model for score scales that move between folds. The spread
+of the per-fold AUCs and the official split's fold 10 over every seed are reported as well.
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from beat_ray.data.splits import record_set_hash
-from beat_ray.report import stats
+from beat_ray.report import perfold, stats
 from beat_ray.report.analysis import (
     REFERENCE_MODEL,
     Bootstrap,
@@ -59,12 +58,12 @@ class PooledResult:
     model: str
     data: str
     recipe: str
-    pooled: Estimate | None                 # macro-AUC over every record's one test prediction
+    pooled: Estimate | None                 # macro-AUC over every record's test prediction, seeds averaged
     pooled_dist: np.ndarray | None          # (B,) bootstrap distribution, resampled over pooled records
     record_id: np.ndarray | None            # sorted pooled record ids
     n_pooled: int
     record_hash: str
-    per_fold: dict[int, float]              # test fold -> that fold's test/macro_auc (rotation seed)
+    per_fold: dict[int, float]              # test fold -> its test/macro_auc, mean over the seeds that tested it
     fold10: Estimate | None                 # official split: mean over seeds, CI over its test records
     fold10_dist: np.ndarray | None
     fold10_record_id: np.ndarray | None
@@ -74,6 +73,11 @@ class PooledResult:
     model_kwargs: str = ""
     delta: Estimate | None = None            # reference minus this model, pooled, paired
     delta_fold10: Estimate | None = None
+    folds: perfold.Folds | None = None       # predictions by test fold (the primary statistic's input)
+    fold_mean: Estimate | None = None        # primary: per-fold macro-AUC averaged over the tested folds
+    fold_mean_dist: np.ndarray | None = None
+    delta_fold_mean: Estimate | None = None  # primary Δ: reference minus this model, per fold, averaged
+    fold_deltas: dict[int, float] | None = None     # per-fold Δ (seed-averaged), for its spread
 
     @property
     def fold_spread(self) -> tuple[float, float, float, float]:
@@ -91,44 +95,61 @@ def _estimate(labels: np.ndarray, scores: np.ndarray, boot: Bootstrap, point: fl
 
 
 def rotation_seed(rows: pd.DataFrame) -> int | None:
-    """The seed whose rows rotate the test fold: the smallest that tested folds other than the official 10
-    (all ten, or the subset a preset cut to, e.g. 2, 4, 6, 8, 10); the other seeds run on fold 10 only
-    (study.fold_seeds). None when no seed did."""
+    """The smallest seed that tested folds other than the official 10 (None when no seed did): the
+    seed of the noise study's pooled rotation, and of presets rotated at one seed."""
+    seeds = rotation_seeds(rows)
+    return seeds[0] if seeds else None
+
+
+def rotation_seeds(rows: pd.DataFrame) -> list[int]:
+    """The seeds that tested every fold any seed of these rows tested beyond fold 10 (complete rotations)."""
     folds = rows["config/test_fold"].astype(int)
-    seeds = [s for s in sorted(rows["seed"].unique()) if set(folds[rows["seed"] == s]) - {OFFICIAL_FOLD}]
-    return int(seeds[0]) if seeds else None
+    tested = set(folds) - {OFFICIAL_FOLD}
+    if not tested:
+        return []
+    return [int(s) for s in sorted(rows["seed"].unique()) if tested <= set(folds[rows["seed"] == s])]
 
 
 def _one(study: Study, g: pd.DataFrame, boot: Bootstrap) -> PooledResult:
     folds = g["config/test_fold"].astype(int)
+    arm = str(g["_arm"].iloc[0])
     pooled = dist = rid = None
+    n_fb, rhash, seeds = 0, "", rotation_seeds(g)
+    if seeds:
+        parts = []
+        for seed in seeds:
+            r = g[g["seed"] == seed].sort_values("config/test_fold")
+            if r["config/test_fold"].duplicated().any():
+                raise ResultsError([f"{study.name}: {arm} has two rows for one fold at seed {seed}"])
+            parts.append(pool_folds(study, r, arm))
+        if any(not np.array_equal(p.record_id, parts[0].record_id) for p in parts):
+            raise ResultsError([f"{study.name}: {arm}: the rotation seeds pooled different records"])
+        pooled, dist = _estimate(parts[0].labels, np.stack([p.scores for p in parts]), boot)
+        rid, rhash = parts[0].record_id, record_set_hash(parts[0].record_id)
+        n_fb = int(g.loc[g["seed"] == seeds[0], "n_fallback_test"].sum()) if "n_fallback_test" in g else 0
+    fm = fmd = fo = None
     per_fold: dict[int, float] = {}
-    n_fb, rhash, seed = 0, "", rotation_seed(g)
-    if seed is not None:
-        r = g[g["seed"] == seed].sort_values("config/test_fold")
-        if r["config/test_fold"].duplicated().any():
-            raise ResultsError([f"{study.name}: {g['_arm'].iloc[0]} has two rows for one fold at seed {seed}"])
-        p = pool_folds(study, r, str(g["_arm"].iloc[0]))
-        pooled, dist = _estimate(p.labels, p.scores[None], boot)
-        rid, rhash = p.record_id, record_set_hash(p.record_id)
-        per_fold = {int(k): float(v) for k, v in zip(r["config/test_fold"], r["test/macro_auc"])}
-        n_fb = int(r["n_fallback_test"].sum()) if "n_fallback_test" in r else 0
+    if seeds:
+        fo = perfold.folds_of(study, g, arm)
+        fm, fmd = perfold.averaged(fo, boot)
+        per_fold = {int(k): float(v) for k, v in g.groupby(folds)["test/macro_auc"].mean().items()}
     f10 = g[folds == OFFICIAL_FOLD].sort_values("seed")
     fold10 = d10 = rid10 = None
     if len(f10):
         preds = [study.predictions[str(t)] for t in f10["trial_id"]]
         if any(not np.array_equal(q.record_id, preds[0].record_id) for q in preds):
-            raise ResultsError([f"{study.name}: seeds of {g['_arm'].iloc[0]} on fold 10 saw different records"])
+            raise ResultsError([f"{study.name}: seeds of {arm} on fold 10 saw different records"])
         fold10, d10 = _estimate(preds[0].labels, np.stack([q.scores for q in preds]), boot,
                                 float(f10["test/macro_auc"].mean()))
         rid10 = preds[0].record_id
     first = g.iloc[0]
     return PooledResult(
-        model=str(first["_arm"]), data=f"{first['config/dataset']}/{first['config/task']}",
+        model=arm, data=f"{first['config/dataset']}/{first['config/task']}",
         recipe=str(first.get("config/recipe", "default")), pooled=pooled, pooled_dist=dist, record_id=rid,
         n_pooled=0 if rid is None else len(rid), record_hash=rhash, per_fold=per_fold, fold10=fold10,
-        fold10_dist=d10, fold10_record_id=rid10, n_fold10_seeds=len(f10), n_fallback=n_fb, rotation_seed=seed,
-        model_kwargs=kwargs_text(first.get("config/model_kwargs", "{}")))
+        fold10_dist=d10, fold10_record_id=rid10, n_fold10_seeds=len(f10), n_fallback=n_fb,
+        rotation_seed=seeds[0] if seeds else None,
+        model_kwargs=kwargs_text(first.get("config/model_kwargs", "{}")), folds=fo, fold_mean=fm, fold_mean_dist=fmd)
 
 
 def _paired(ref_mean, ref_dist, ref_ids, mean, dist, ids) -> Estimate | None:
@@ -153,6 +174,10 @@ def pooled_results(study: Study, boot: Bootstrap) -> list[PooledResult]:
                 raise ResultsError([f"{study.name}: {r.model} and {REFERENCE_MODEL} pooled different records"])
             r.delta = _paired(ref.pooled.mean, ref.pooled_dist, ref.record_id, r.pooled.mean, r.pooled_dist,
                               r.record_id)
+        if ref.folds is not None and r.folds is not None:
+            got = perfold.paired(ref.folds, r.folds, boot)
+            r.delta_fold_mean = got[0] if got else None
+            r.fold_deltas = perfold.fold_deltas(ref.folds, r.folds)
         if ref.fold10 is not None and r.fold10 is not None:
             r.delta_fold10 = _paired(ref.fold10.mean, ref.fold10_dist, ref.fold10_record_id, r.fold10.mean,
                                      r.fold10_dist, r.fold10_record_id)
@@ -178,35 +203,50 @@ def _spread(r: PooledResult) -> str:
     return f"{num(m)} ± {num(sd)} ({num(lo)}–{num(hi)})"
 
 
+def _delta_spread(r: PooledResult) -> str:
+    if not r.fold_deltas:
+        return DASH
+    v = np.array(list(r.fold_deltas.values()))
+    return f"{num(v.min(), signed=True)} to {num(v.max(), signed=True)} ({int((v > 0).sum())} of {len(v)} > 0)"
+
+
 def table(res: list[PooledResult], boot: Bootstrap, preset: str, name: str, title: str, what: str) -> Table:
-    """Table 1 or 2 for a rotated study: pooled macro-AUC, paired Δ vs beatnet, fold spread, fold 10."""
-    header = ["Data", "Model", "Pooled macro-AUC", "± (half-width)", f"Δ vs {REFERENCE_MODEL} (pooled)",
-              f"{REFERENCE_MODEL} within {boot.margin:g}?", "Per-fold mean ± SD (min–max)", "Fold 10 (official split)",
-              f"Δ vs {REFERENCE_MODEL} (fold 10)", "Records", "Fallback"]
+    """Table 1 or 2 for a rotated study: per-fold-averaged macro-AUC and paired Δ vs beatnet (primary),
+    the pooled figure, the per-fold spread, and fold 10."""
+    ref = REFERENCE_MODEL
+    header = ["Data", "Model", "Seeds", "Macro-AUC (per-fold mean)", f"Δ vs {ref} (per-fold mean)",
+              f"{ref} within {boot.margin:g}?", f"Δ vs {ref} per fold (min to max)", "Per-fold AUC mean ± SD (min–max)",
+              "Pooled macro-AUC", f"Δ vs {ref} (pooled)", "Fold 10 (official split)", f"Δ vs {ref} (fold 10)",
+              "Records", "Fallback"]
     rows = []
     for r in res:
         f10 = f"{est(r.fold10)}, {r.n_fold10_seeds} seed{'s' if r.n_fold10_seeds != 1 else ''}" if r.fold10 else DASH
-        rows.append([r.data, r.model, est(r.pooled), num(half_width(r.pooled)), est(r.delta, signed=True),
-                     non_inferior(r.delta, boot.margin), _spread(r), f10, est(r.delta_fold10, signed=True),
+        rows.append([r.data, r.model, r.folds.seed_text() if r.folds else DASH, est(r.fold_mean),
+                     est(r.delta_fold_mean, signed=True), non_inferior(r.delta_fold_mean, boot.margin),
+                     _delta_spread(r), _spread(r), est(r.pooled), est(r.delta, signed=True), f10,
+                     est(r.delta_fold10, signed=True),
                      f"{r.n_pooled} (`{r.record_hash}`)" if r.n_pooled else DASH, str(r.n_fallback)])
     tested = sorted({k for r in res for k in r.per_fold})
     cut = (f" This rotation covers test folds {', '.join(map(str, tested))} only (the others were cut for time), so "
-           "the pooled records are those folds' records." if tested and len(tested) < N_FOLDS else "")
-    cap = (f"{what}{cut} Fold rotation: for each k in 1..10 the model trains on 8 folds, selects on the fold before k "
-           "(cyclically) and tests on fold k, so every record of a tested fold has exactly one test prediction, "
-           "from a model that never saw its patient (PTB-XL's strat_fold is patient-grouped). Pooled macro-AUC: "
-           "over those predictions at the rotation seed (0), computed once over all records (mid-rank AUC, equal "
-           f"to scikit-learn's); 95% percentile bootstrap CI over records ({boot.n_boot} resamples, numpy seed "
-           f"{boot.seed}); pooling ranks the scores of the fold models together, so it also counts their calibration "
-           f"differences (the per-fold mean beside it does not). Δ = {REFERENCE_MODEL} minus the model (positive: {REFERENCE_MODEL} is better), the same "
-           "resample for both (paired); a CI that excludes 0 is a difference, one that contains 0 is not "
-           "evidence of a difference either way. "
-           f"{REFERENCE_MODEL} within {boot.margin:g}: the lower bound of Δ's CI is above −{boot.margin:g} (non-inferiority "
-           f"margin {boot.margin:g}, fixed in advance; --margin): only then does {REFERENCE_MODEL} \"match\" that model. Per-fold: the rows' own test macro-AUC on each test fold. Fold "
-           "10: the official split (train 1-8, val 9, test 10), mean over seeds, CI over its test records. "
-           "Records: pooled test records and the hash of their ids (equal hashes = the same records for every "
-           "model). Fallback: pooled test records a tokens model had no beats for, scored with the training "
-           f"prevalence. Preset `{preset}`.")
+           "the records are those folds' records." if tested and len(tested) < N_FOLDS else "")
+    cap = (f"{what}{cut} Fold rotation: for each k the model trains on 8 folds, selects on the fold before k "
+           "(cyclically) and tests on fold k, at every seed, so every record of a tested fold has one test prediction "
+           "per seed, from a model that never saw its patient (PTB-XL's strat_fold is patient-grouped). "
+           "Primary statistic, macro-AUC (per-fold mean): each test fold's macro-AUC (mid-rank AUC, equal to "
+           "scikit-learn's), averaged over the seeds that tested it, then over the tested folds; 95% CI from a "
+           f"two-level percentile bootstrap ({boot.n_boot} resamples, numpy seed {boot.seed}): records resampled "
+           "within each fold, seeds drawn with replacement. "
+           f"Δ = {ref} minus the model (positive: {ref} is better), per fold and averaged, the same resamples for "
+           "both (paired); a CI that excludes 0 is a difference, one that contains 0 is not evidence of a "
+           f"difference either way. {ref} within {boot.margin:g}: the lower bound of the per-fold Δ's CI is "
+           f"above −{boot.margin:g} (non-inferiority margin fixed in advance; --margin): only then does {ref} "
+           "\"match\" that model. Δ per fold: the seed-averaged Δ of each fold, its range and how many folds "
+           f"favour {ref}. Pooled macro-AUC: every record's predictions ranked together across the fold models "
+           "(seeds of complete rotations averaged), shown for comparison: pooling also charges a model for score "
+           "scales that move between folds. Fold 10: the official split (train 1-8, val 9, test 10), mean over "
+           "seeds, CI over its test records. Records: test records and the hash of their ids (equal hashes = the "
+           "same records for every model). Fallback: test records (first rotation seed) a tokens model had no "
+           f"beats for, scored with the training prevalence. Preset `{preset}`.")
     return Table(name, title, cap, header, rows)
 
 
@@ -222,7 +262,7 @@ def figure(res: list[PooledResult], out, stem: str, title: str) -> list[str]:
     from beat_ray.report.figures import save
 
     shown = [r for r in res if r.pooled is not None or r.fold10 is not None]
-    fig, ax = plt.subplots(figsize=(7.2, 0.45 * len(shown) + 1.9))
+    fig, ax = plt.subplots(figsize=(7.2, 0.55 * len(shown) + 1.9))
     labelled: set[str] = set()
 
     def once(text: str) -> str | None:
@@ -234,10 +274,11 @@ def figure(res: list[PooledResult], out, stem: str, title: str) -> list[str]:
     for i, r in enumerate(shown):
         y = len(shown) - 1 - i
         if r.per_fold:
-            ax.plot(list(r.per_fold.values()), [y + 0.15] * len(r.per_fold), "o", color="0.55", ms=3.5,
-                    label=once("one test fold (rotation seed)"))
-        for e, dy, col, lab in ((r.pooled, -0.05, "tab:blue", "pooled over the tested folds' records, 95% CI"),
-                                (r.fold10, -0.22, "tab:orange", "fold 10, mean over seeds, 95% CI")):
+            ax.plot(list(r.per_fold.values()), [y + 0.24] * len(r.per_fold), "o", color="0.55", ms=3.5,
+                    label=once("one test fold (mean over its seeds)"))
+        for e, dy, col, lab in ((r.fold_mean, 0.08, "tab:green", "per-fold mean (primary), 95% CI"),
+                                (r.pooled, -0.08, "tab:blue", "pooled over the tested folds' records, 95% CI"),
+                                (r.fold10, -0.24, "tab:orange", "fold 10, mean over seeds, 95% CI")):
             if e is not None:
                 ax.errorbar([e.mean], [y + dy], xerr=[[e.mean - e.lo], [e.hi - e.mean]], fmt="D", color=col,
                             ms=4.5, capsize=3, lw=1.2, label=once(lab))

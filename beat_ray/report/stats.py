@@ -55,7 +55,7 @@ def resample_weights(n: int, n_boot: int = N_BOOT, seed: int = SEED) -> np.ndarr
     return _draw(np.random.default_rng(seed), n, n_boot)
 
 
-def valid_resamples(labels: np.ndarray, n_boot: int = N_BOOT, seed: int = SEED) -> tuple[np.ndarray, int]:
+def valid_resamples(labels: np.ndarray, n_boot: int = N_BOOT, seed: int | list[int] = SEED) -> tuple[np.ndarray, int]:
     """(n_boot, n) draw counts in which every class with both label values among the n records keeps
     at least one positive and one negative, and how many draws were rejected and redrawn.
 
