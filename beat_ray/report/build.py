@@ -18,6 +18,7 @@ from beat_ray.report import (
     efficiency,
     figures,
     readme,
+    recorded_noise,
     robustness,
     rotation,
     tables,
@@ -154,6 +155,9 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
     noise = robustness.arms(studies["noise_robustness"], boot) if "noise_robustness" in studies else None
     if noise is not None:
         tabs.append(robustness.table(noise, boot, preset))
+    recorded = recorded_noise_arms(studies.get("benchmark"), Path(realdata), boot)
+    if recorded:
+        tabs.append(recorded_noise.table(recorded, boot, preset))
     for t in tabs:
         for ext, text in ((".md", t.markdown()), (".tex", t.latex())):
             (out / f"{t.name}{ext}").write_text(text, encoding="utf-8")
@@ -178,6 +182,17 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
     (out / "README.md").write_text(readme.build_available(preset, studies, tabs, figs, n_beats, boot),
                                    encoding="utf-8")
     return files + ["README.md"]
+
+
+def recorded_noise_arms(study, realdata: Path, boot: an.Bootstrap) -> list | None:
+    """Table 5b's arms for a rotated PTB-XL benchmark (None for other data); its noise annotations are
+    read from the release's ptbxl_database.csv, and a PTB-XL rotation without it is an error."""
+    if study is None or not rotation.rows_rotated(study.rows) or set(study.rows["config/dataset"]) != {"ptbxl"}:
+        return None
+    db = realdata / "ptbxl" / "ptbxl_database.csv"
+    if not db.is_file():
+        raise ResultsError([f"Table 5b needs PTB-XL's noise annotations: {db} does not exist (--realdata)"])
+    return recorded_noise.analyse(study, recorded_noise.annotations(db), boot)
 
 
 def atomic_render(out: Path, render_fn) -> list[str]:

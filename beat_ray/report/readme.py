@@ -37,7 +37,8 @@ FIGURES = {
 }
 TABLE_STUDY = {"table1_benchmark": "benchmark", "table2_ablations": "ablations",
                "table3_label_efficiency": "data_efficiency", "table4_model_cost": "benchmark",
-               "table5_noise_robustness": "noise_robustness", "table6_lead_ii_share": "lead_attribution"}
+               "table5_noise_robustness": "noise_robustness", "table5b_recorded_noise": "benchmark",
+               "table6_lead_ii_share": "lead_attribution"}
 
 
 def _commits(inputs: Inputs, study: str) -> str:
@@ -124,8 +125,12 @@ def build_available(preset: str, studies: dict, tables: list[Table], figs: list[
               "the AUC of a resample is the weighted Mann-Whitney statistic with mid-ranks (scikit-learn's ROC AUC "
               "on the resampled records). Draws that leave a class without a positive or a negative are "
               f"redrawn: {boot.redraw_text()}.",
-              "- **Pooled** (fold rotation): every record's single test prediction, from the model whose test fold "
-              "held it, pooled into one macro-AUC. Paired Δ: one resample of the records applied to both models.",
+              "- **Per-fold mean** (fold rotation; the primary statistic): each test fold's macro-AUC, averaged over "
+              "the seeds that tested it, then over the folds; CI with records resampled within each fold and seeds "
+              "as the second level. Paired Δ: the same resamples applied to both models, fold by fold.",
+              "- **Pooled** (fold rotation; shown beside it): every record's test prediction, from the model whose "
+              "test fold held it, pooled into one macro-AUC; it also charges a model for score scales that move "
+              "between folds.",
               ""]
     for t in tables:
         study = TABLE_STUDY.get(t.name)
@@ -139,8 +144,9 @@ def build_available(preset: str, studies: dict, tables: list[Table], figs: list[
                       f"Source: `{study}/{preset}/trials.parquet`. PDF: [`{stem}.pdf`]({stem}.pdf).", ""]
             continue
         lines += [f"## {study}: per-fold and pooled macro-AUC", "", f"![{study}]({stem}.png)", "",
-                  ("Grey dots: each test fold's macro-AUC (rotation seed). Blue: pooled over the tested folds' records with its "
-                   "95% CI. Orange: the official fold 10, mean over seeds, with its 95% CI."), "",
+                  ("Grey dots: each test fold's macro-AUC (mean over its seeds). Green: the per-fold mean (primary) with "
+                   "its 95% CI. Blue: pooled over the tested folds' records with its 95% CI. Orange: the official fold "
+                   "10, mean over seeds, with its 95% CI."), "",
                   f"Source: `{study}/{preset}/trials.parquet`. PDF: [`{stem}.pdf`]({stem}.pdf).", ""]
     title, _, caption = FIGURES["fig4_tokenization"]
     lines += [f"## {title}", "", "![Tokenization](fig4_tokenization.png)", "",
