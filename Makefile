@@ -39,6 +39,7 @@ bench: install
 # Paper tables and figures of every preset with results (no Ray, no GPU): paper_figures/<preset>/.
 figures: install
 	$(BIN)/python -m beat_ray.report --all
+	$(BIN)/python -m beat_ray.report --claims
 
 clean:
 	rm -rf $(VENV) .cache

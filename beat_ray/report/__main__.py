@@ -1,5 +1,8 @@
 """`python -m beat_ray.report`: rebuild every paper table and figure from `results/` (make figures).
 
+`--claims` writes paper_figures/CLAIMS.md, the paper's claims answered per preset, and the same text
+into README.md between its claims markers.
+
 `--summary RESULTS_DIR` instead prints one study folder's table (and writes its figure to
 RESULTS_DIR/summary/): what every study prints when it ends.
 
@@ -24,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
                                                     "of it must exist")
     p.add_argument("--all", action="store_true",
                    help="build every preset with results into OUT/<preset>/ (what `make figures` runs)")
+    p.add_argument("--claims", action="store_true",
+                   help="write OUT/CLAIMS.md (the paper's claims answered per preset) and embed it in README.md "
+                        "(make figures runs it after --all)")
     p.add_argument("--summary", metavar="RESULTS_DIR", default=None,
                    help="print the table of one study folder (results/<study>/<preset>) and write its figure "
                         "to RESULTS_DIR/summary/")
@@ -48,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"no summary for {a.summary}:\n" + "\n".join(f"  - {p}" for p in exc.problems),
                       file=sys.stderr)
                 return 2
+            return 0
+        if a.claims:
+            from beat_ray.report.claims import write
+            path = write(a.results, a.out, a.realdata or default_realdata(), a.n_boot, a.seed, a.margin)
+            print(f"wrote {path} (and its block in README.md) in {time.perf_counter() - t0:.1f} s")
             return 0
         if a.all:
             built = run_all(a.results, a.out, a.realdata or default_realdata(), a.n_boot, a.seed, a.margin)
