@@ -221,3 +221,37 @@ def test_rotation_seed_is_shared_by_tables_and_noise():
     assert rotation_seed(rows([(0, 10), (1, 2), (1, 4), (1, 10), (2, 10)])) == 1
     assert rotation_seed(rows([(0, 10), (1, 10)])) is None
     assert rotation.rotation_seeds(rows([(s, k) for s in (0, 1) for k in (2, 4)] + [(2, 2)])) == [0, 1]
+
+
+def test_two_rates_on_the_same_records_give_table_1c(tmp_path):
+    """A study at 100 and 500 Hz: arms labelled by rate, each paired with beatnet at its own rate, and each
+    model's Δ(500 − 100) per fold on the same records (beatnet planted better at 500 Hz, resnet unchanged)."""
+    import shutil
+    parts = []
+    for fs, q in ((100, 0.5), (500, 1.5)):
+        root = _write_rotation(tmp_path / str(fs), "benchmark", {"beatnet": q, "resnet1d_wang": 0.5})
+        folder = root / "benchmark" / "real"
+        rows = pd.read_parquet(folder / "trials.parquet")
+        rows["trial_id"] = rows["trial_id"] + f"_{fs}"
+        rows["predictions_file"] = "predictions/" + rows["trial_id"] + ".npz"
+        rows["config/fs"] = fs
+        for t in rows["trial_id"]:
+            shutil.copy(folder / "predictions" / f"{t.rsplit('_', 1)[0]}.npz", folder / "predictions" / f"{t}.npz")
+        parts.append((folder, rows))
+    dest = parts[0][0]
+    for t in parts[1][1]["trial_id"]:
+        shutil.copy(parts[1][0] / "predictions" / f"{t}.npz", dest / "predictions" / f"{t}.npz")
+    pd.concat([p[1] for p in parts]).to_parquet(dest / "trials.parquet", index=False)
+    study = read_study(tmp_path / "100", "benchmark", "real", problems := [])
+    assert not problems
+    res = rotation.pooled_results(study, an.Bootstrap(N_BOOT, 0))
+    assert {r.model for r in res} == {"beatnet (100 Hz)", "beatnet (500 Hz)", "resnet1d_wang (100 Hz)",
+                                      "resnet1d_wang (500 Hz)"}
+    by = {r.model: r for r in res}
+    assert by["resnet1d_wang (500 Hz)"].delta_fold_mean.lo > 0            # paired with beatnet at 500 Hz
+    t = rotation.rate_table(res, an.Bootstrap(N_BOOT, 0), "real")
+    rows = {r[1]: r for r in t.rows}
+    assert set(rows) == {"beatnet", "resnet1d_wang"}
+    assert rows["resnet1d_wang"][5].startswith("+0.000 [+0.000, +0.000]")  # the same scores at both rates
+    assert float(rows["beatnet"][5].split(" [")[1].split(",")[0]) > 0      # the planted gain, CI above 0
+    assert "differ" not in rows["beatnet"][8]

@@ -136,6 +136,9 @@ def render_available(results, out: Path, preset: str, realdata, present: list[st
         res = rotation.pooled_results(studies["benchmark"], boot)
         tabs.append(rotation.table(res, boot, preset, "table1_benchmark", "Table 1. Benchmark",
                                    "Test macro-AUC of BEAT-Net and the PTB-XL benchmark's CNNs."))
+        rate = rotation.rate_table(res, boot, preset)
+        if rate is not None:
+            tabs.append(rate)
         rows = studies["benchmark"].rows
         tabs.append(tables.model_cost([an.cost_of(g) for _, g in rows.groupby(
             ["_model", "config/dataset", "config/task"], sort=True)], preset, over="trials: folds and seeds"))

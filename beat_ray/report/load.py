@@ -129,7 +129,8 @@ TUNED_FIELDS: frozenset[str] = frozenset({"lr", "weight_decay", "batch_size", "m
 LATER_FIELDS: dict[str, object] = {"config/recipe": "default", "config/budget": "epochs", "config/synth": "{}",
                                    "config/test_fold": 10, "config/attribution_steps": 0, "config/hparams": "",
                                    "config/score_test": True, "config/noise_source": "synthetic",
-                                   "config/detector": "consensus"}
+                                   "config/detector": "consensus", "config/precision": "fp32",
+                                   "config/gpu_deterministic": False, "config/records_at_fs": 0}
 
 
 def fill_later_fields(rows: pd.DataFrame) -> pd.DataFrame:
@@ -144,8 +145,8 @@ def _model_labels(rows: pd.DataFrame) -> pd.Series:
     """Model name, plus its kwargs only where one study runs the same model with several kwargs, plus
     its training recipe where that is not the default (e.g. 'xresnet1d101 (benchmark recipe)'), plus
     its training noise where it had some (e.g. 'beatnet (train noise ma:12)'), its tokenizer's detector where
-    that is not the consensus ('beatnet (select detector)'), and '(tuned)' where it took its hyperparameters
-    from a search's best.json."""
+    that is not the consensus ('beatnet (select detector)'), its sampling rate where the study has several
+    ('beatnet (500 Hz)'), and '(tuned)' where it took its hyperparameters from a search's best.json."""
     tuned = rows["config/hparams"].fillna("").astype(str) != "" if "config/hparams" in rows \
         else pd.Series(False, rows.index)
     kw = rows["config/model_kwargs"].map(kwargs_text) if "config/model_kwargs" in rows else pd.Series("", rows.index)
@@ -163,6 +164,8 @@ def _model_labels(rows: pd.DataFrame) -> pd.Series:
     if "config/detector" in rows:
         det = rows["config/detector"].fillna("consensus").astype(str)
         label = label.where(det == "consensus", label + " (" + det + " detector)")
+    if "config/fs" in rows and rows["config/fs"].nunique() > 1:      # a study at several rates: '(500 Hz)'
+        label = label + " (" + rows["config/fs"].astype(int).astype(str) + " Hz)"
     return label.where(~tuned, label + " (tuned)")
 
 

@@ -35,7 +35,7 @@ FIGURES = {
          "by `beat_ray.tokenize.detect_r_peaks` (red) and the fixed token windows (bands), drawn by "
          "`beat_ray.tokenize.plot.plot_tokens`.")),
 }
-TABLE_STUDY = {"table1_benchmark": "benchmark", "table2_ablations": "ablations",
+TABLE_STUDY = {"table1_benchmark": "benchmark", "table1c_sampling_rate": "benchmark", "table2_ablations": "ablations",
                "table3_label_efficiency": "data_efficiency", "table4_model_cost": "benchmark",
                "table5_noise_robustness": "noise_robustness", "table5b_recorded_noise": "benchmark",
                "table6_lead_ii_share": "lead_attribution"}

@@ -9,6 +9,7 @@ of the per-fold AUCs and the official split's fold 10 over every seed are report
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -289,3 +290,39 @@ def figure(res: list[PooledResult], out, stem: str, title: str) -> list[str]:
     fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False, fontsize=7)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     return save(fig, out, stem)
+
+
+RATE = re.compile(r"^(?P<model>.+) \((?P<fs>\d+) Hz\)(?P<rest>.*)$")
+
+
+def rate_table(res: list[PooledResult], boot: Bootstrap, preset: str) -> Table | None:
+    """Table 1c for a study at several sampling rates: each model's Δ(high − low rate), paired per fold on the
+    same records, beside Table 1's Δ(beatnet − CNN) at each rate. None when the study has one rate."""
+    arms: dict[tuple[str, str], dict[int, PooledResult]] = {}
+    for r in res:
+        m = RATE.match(r.model)
+        if m and r.folds is not None:
+            arms.setdefault((m["model"] + m["rest"], r.data), {})[int(m["fs"])] = r
+    rows = []
+    for (model, data), by in sorted(arms.items(), key=lambda kv: (kv[0][1], model_order(k for k, _ in arms).index(kv[0][0]))):
+        if len(by) < 2:
+            continue
+        lo, hi = min(by), max(by)
+        got = perfold.paired(by[hi].folds, by[lo].folds, boot)
+        if got is None:
+            raise ResultsError([f"{model}: its {hi}-Hz and {lo}-Hz arms share no test fold with the same records"])
+        rows.append([data, model, f"{lo} → {hi} Hz", est(by[lo].fold_mean), est(by[hi].fold_mean), est(got[0], signed=True),
+                     est(by[lo].delta_fold_mean, signed=True), est(by[hi].delta_fold_mean, signed=True),
+                     f"`{by[lo].record_hash}`" + ("" if by[lo].record_hash == by[hi].record_hash else
+                                                  f" / `{by[hi].record_hash}` (differ!)")])
+    if not rows:
+        return None
+    header = ["Data", "Model", "Rates", "Macro-AUC, low rate", "Macro-AUC, high rate", "Δ high − low (per-fold mean)",
+              f"Δ vs {REFERENCE_MODEL}, low rate", f"Δ vs {REFERENCE_MODEL}, high rate", "Records"]
+    cap = ("The same models trained and tested at two sampling rates on exactly the same records and folds (the "
+           "records that have a file at the higher rate). Macro-AUC: per-fold mean, as in Table 1. Δ high − low: "
+           "the model's gain from the higher rate, paired per fold on the same records (records resampled within "
+           f"each fold, seeds as the second level). Δ vs {REFERENCE_MODEL}: Table 1's {REFERENCE_MODEL} minus the "
+           f"model at each rate (positive: {REFERENCE_MODEL} better); {REFERENCE_MODEL}'s own rows give its gain. "
+           f"Records: hash of the pooled test record ids at each rate (equal = the same records). Preset `{preset}`.")
+    return Table("table1c_sampling_rate", "Table 1c. Sampling rate", cap, header, rows)
