@@ -53,7 +53,7 @@ def stored_bytes(paths: list[str], fs=None) -> int:
 def finished(trial_config: dict, metrics: dict | None) -> bool:
     """A trial's last report is its final one: it scored the test fold, or (score_test=False, a
     validation-only study) it ran its last epoch."""
-    if not metrics:
+    if not metrics or not trial_config:     # a trial an interrupted sweep never started has neither
         return False
     if "test/macro_auc" in metrics:
         return True
