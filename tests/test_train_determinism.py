@@ -4,6 +4,7 @@ uninterrupted run ends. No Ray here: this is `fit` itself, on CPU."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,3 +74,22 @@ def test_same_seed_same_metrics_and_resume_from_epoch_1(model, beat_ray_cache):
     c = fit(_cfg(model, seed=1))
     assert c["test/macro_auc"] != a["test/macro_auc"]
     assert not np.array_equal(c["_predictions"]["scores"], a["_predictions"]["scores"])
+
+
+def test_reading_the_loss_in_chunks_and_bf16_reruns_change_nothing(beat_ray_cache, monkeypatch):
+    """The loss is read back every LOSS_CHECK_STEPS steps (one device sync), not every step: the row is the
+    same either way. A bf16 trial is as reproducible on CPU as an fp32 one (but not equal to it)."""
+    from beat_ray.train import loop
+
+    cfg = TrialConfig(model="beatnet", model_kwargs={"size": "tiny"}, dataset="synth", task="all", n_records=120,
+                      epochs=1, batch_size=8, threads=1)
+    monkeypatch.setattr(loop, "LOSS_CHECK_STEPS", 1)
+    every = fit(cfg)
+    monkeypatch.setattr(loop, "LOSS_CHECK_STEPS", 5)
+    chunked = fit(cfg)
+    assert chunked["optimizer_steps"] > 5
+    _assert_same(every, chunked)
+    low = replace(cfg, precision="bf16")
+    a, b = fit(low), fit(low)
+    _assert_same(a, b)
+    assert a["train_loss"] != every["train_loss"]

@@ -35,6 +35,30 @@ from torch import Tensor, nn
 from beat_ray.models.registry import register_model
 
 N_LEADS = 12
+INDEX_KEYS = ("beat_valid", "beat_keep", "beat_slot")
+
+
+def beat_index(mask: Tensor) -> dict[str, Tensor]:
+    """The integer indices of the forward's beat gathers, for a beat mask (N, B).
+
+    Why: indexing with the boolean mask asks the device how many beats are valid (a nonzero, i.e. a
+    blocking GPU->CPU sync) six times a forward and once in backward. The trainer calls this on the
+    host, where the mask already is (inputs.make_batch), and the indices travel with the batch, so the
+    forward's shapes come from tensor sizes the host already knows. Without them the forward calls it
+    on its own mask (same numbers, with the syncs).
+
+    beat_valid  (V,) positions of the valid beats in the flattened (N*B) slots, row-major (as mask[...])
+    beat_keep   (K,) beat slots that at least one record of the batch uses, ascending
+    beat_slot   (V,) positions of the valid beats in the flattened (N*K) kept slots
+    """
+    mask = mask.bool()
+    B = mask.shape[1]
+    valid = mask.reshape(-1).nonzero().squeeze(1)
+    used = mask.any(0)
+    keep = used.nonzero().squeeze(1)
+    rank = used.long().cumsum(0) - 1                             # slot -> its position among the kept
+    return {"beat_valid": valid, "beat_keep": keep,
+            "beat_slot": torch.div(valid, B, rounding_mode="floor") * keep.numel() + rank[valid % B]}
 
 
 @dataclass(frozen=True)
@@ -330,21 +354,23 @@ class BeatNet(nn.Module):
     def _encode(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         tokens, mask = batch["tokens"], batch["beat_mask"].bool()
         N, B, L, W = tokens.shape
-        valid = tokens[mask]                                       # (V, 12, W): only real beats
-        per_lead = self.morphology(valid.reshape(-1, W)).view(-1, L, self.cfg.d)
+        ix = {k: batch[k] for k in INDEX_KEYS} if all(k in batch for k in INDEX_KEYS) else beat_index(mask)
+        valid, keep, slot = ix["beat_valid"], ix["beat_keep"], ix["beat_slot"]
+        per_beat = tokens.reshape(N * B, L, W)[valid]               # (V, 12, W): only real beats
+        per_lead = self.morphology(per_beat.reshape(-1, W)).view(-1, L, self.cfg.d)
         beat_vec, lead_w = self.spatial(per_lead)                  # (V, d), (V, 12)
-        lead_att = tokens.new_zeros(N, B, L)
-        lead_att[mask] = lead_w
+        lead_att = lead_w.new_zeros(N * B, L)                      # the source's dtype: bf16 under autocast
+        lead_att[valid] = lead_w
         # Beat slots that no record in this batch uses are dropped before the rhythm encoder (10 s
         # fill ~14 of 32 slots): same result, half the attention cost. `keep` maps back for explain.
-        keep = mask.any(0)
-        mask = mask[:, keep]
-        beats = tokens.new_zeros(N, mask.shape[1], self.cfg.d)
-        beats[mask] = beat_vec
-        times = torch.where(mask, batch["times"][:, keep], 0.0)   # masked values never reach a layer
-        rr = torch.where(mask.unsqueeze(-1), batch["rr"][:, keep], 0.0)
+        mask = mask.index_select(1, keep)
+        beats = beat_vec.new_zeros(N * mask.shape[1], self.cfg.d)
+        beats[slot] = beat_vec
+        beats = beats.view(N, mask.shape[1], self.cfg.d)
+        times = torch.where(mask, batch["times"].index_select(1, keep), 0.0)   # masked values never reach a layer
+        rr = torch.where(mask.unsqueeze(-1), batch["rr"].index_select(1, keep), 0.0)
         rec, temporal_att = self.temporal(beats, mask, times, rr)
-        return rec, lead_att, temporal_att, keep
+        return rec, lead_att.view(N, B, L), temporal_att, keep
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         rec = self._encode(batch)[0]
@@ -367,7 +393,7 @@ class BeatNet(nn.Module):
             out["temporal_attention"] = t_att.new_zeros(N, B)
             out["temporal_attention"][:, keep] = t_att
             return out
-        idx = torch.cat([keep.new_ones(1), keep]).nonzero().squeeze(1)  # CLS + kept slots
+        idx = torch.cat([keep.new_zeros(1), keep + 1])              # CLS + kept slots
         full = t_att.new_zeros(*t_att.shape[:3], B + 1, B + 1)
         full[..., idx[:, None], idx] = t_att
         out["temporal_attention"] = full[:, -1].mean(1)[:, 0, 1:]

@@ -12,6 +12,7 @@ from typing import Any
 
 from beat_ray.data.dataset import N_FOLDS, fold_layout
 from beat_ray.data.noise import NOISE_TYPES
+from beat_ray.train.devices import PRECISIONS
 
 # What each recipe fixes beyond the config's own fields. `default`: per-lead standardisation and the
 # best-validation epoch is scored. `benchmark`: the PTB-XL benchmark's recipe (helme/ecg_ptbxl_benchmarking,
@@ -30,7 +31,9 @@ BUDGETS = ("epochs", "matched")
 # "matched" budget: a subset smaller than 1/MAX_BUDGET_SCALE of the training split gets at most this many
 # passes per epoch (the row says `budget_capped`), so a 1 % subset does not loop 100 times over 7 records.
 MAX_BUDGET_SCALE = 20.0
-LATER_FIELDS: dict[str, Any] = {"noise_source": "synthetic"}   # added after rows were committed: see config_hash
+# added after rows were committed: see config_hash
+LATER_FIELDS: dict[str, Any] = {"noise_source": "synthetic", "precision": "fp32", "gpu_deterministic": False,
+                                "records_at_fs": 0}
 
 
 def _is_number(text: str) -> bool:
@@ -64,6 +67,7 @@ class TrialConfig:
     task: str = "all"
     root: str | None = None            # dataset folder (real datasets)
     fs: int = 100
+    records_at_fs: int = 0             # ptbxl: 500 = only the records that have a 500-Hz file (same records at 100 Hz)
     n_records: int | None = None       # synth only
     data_seed: int = 0                 # synth generation and fold seed: fixed across training seeds
     label_fraction: float = 1.0        # nested labelled subset of the training split
@@ -79,7 +83,7 @@ class TrialConfig:
     # steps as one pass over the whole training split, so every label fraction trains for the same number
     # of steps as 100 % (1/f passes of its subset per epoch, at most MAX_BUDGET_SCALE; loop.steps_per_epoch)
     budget: str = "epochs"
-    batch_size: int = 64
+    batch_size: int = 64               # per rank: a DDP step sees workers * batch_size records (lr not scaled)
     lr: float = 3e-3
     weight_decay: float = 1e-2
     schedule: str = "onecycle"         # onecycle | cosine
@@ -91,11 +95,14 @@ class TrialConfig:
     score_test: bool = True            # False (hyperparameter search): the test fold is never predicted or scored
     hparams: str = ""                  # tuned config this trial took its hyperparameters from ("<best.json>#<sha>")
     threads: int = 1                   # torch intra-op threads per worker
+    precision: str = "fp32"            # fp32 | bf16 (autocast in training and evaluation; bf16 for GPU speed)
     # where
     workers: int = 1                   # > 1: DDP through a TorchTrainer
     use_gpu: bool = False
     gpus_per_trial: float = 1.0        # GPUs per worker when use_gpu (fractional only with workers == 1)
     allow_cpu_fallback: bool = False   # a trial given a GPU but finding no CUDA trains on CPU (recorded)
+    # GPU only (CPU reruns are always bit-identical): deterministic cuDNN/cuBLAS kernels, no cuDNN autotuning
+    gpu_deterministic: bool = False
     # the study this trial belongs to (for results rows)
     study: str = ""
     preset: str = ""
@@ -115,6 +122,8 @@ class TrialConfig:
             raise ValueError(f"unknown budget {self.budget!r}; known: {BUDGETS}")
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; known: {sorted(RECIPES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; known: {PRECISIONS}")
         if self.detector not in ("consensus", "select"):
             raise ValueError(f"unknown detector {self.detector!r}; known: consensus, select")
         if not 1 <= int(self.test_fold) <= N_FOLDS:

@@ -7,15 +7,30 @@ alive nodes' resources plus the worker node types of the autoscaler's config (fo
 $BEAT_RAY_AUTOSCALER_CONFIG, the `--autoscaling-config` of the head's autoscaler monitor process, or
 `~/ray_bootstrap_config.yaml`, which `ray up` writes on the head). KubeRay runs its autoscaler in a
 sidecar whose config the head cannot read, so its RayJob passes `--gpus-per-trial` explicitly.
+
+The second half is how a trial then uses its device (plain torch, no Ray): precision, the cuDNN and
+cuBLAS settings behind GPU determinism, and batches built ahead of the device in pinned memory.
 """
 from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import yaml
+
+# cuBLAS is only reproducible with a fixed workspace layout, and it reads this when CUDA starts in the
+# process. Set on import (tune_fn -> loop -> here), before any trial starts CUDA, so a gpu_deterministic
+# trial is exact even in a reused Ray worker; it changes nothing else (8 x 4 MiB of GEMM workspace).
+CUBLAS_WORKSPACE = ":4096:8"
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+PRECISIONS = ("fp32", "bf16")
+T = TypeVar("T")
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 HEAD_KEY = "node:__internal_head__"
@@ -112,3 +127,70 @@ def max_concurrent(workers: list[tuple[dict, int]], capacity: Capacity) -> int:
     the largest cluster holds, packed node by node. The 0.01-CPU trial drivers are left out: they fit
     beside anything, and counting them per node would make a 4-CPU, 1-GPU node hold no 4-CPU trial."""
     return max(1, max((capacity.slots(b) // max(n, 1) for b, n in workers), default=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# how a trial uses its device
+
+def autocast(precision: str, device) -> AbstractContextManager:
+    """The forward's precision: fp32 (no autocast at all, so fp32 rows stay bit-identical) or bf16
+    autocast (no loss scaling needed: bf16 has fp32's exponent range)."""
+    import torch
+
+    if precision == "fp32":
+        return nullcontext()
+    if precision != "bf16":
+        raise ValueError(f"unknown precision {precision!r}; known: {PRECISIONS}")
+    device = torch.device(device)
+    if device.type == "cuda" and not _cuda_bf16(device.index):
+        raise RuntimeError(f"precision bf16 on {torch.cuda.get_device_name(device)}, which has no bf16; use fp32")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+@lru_cache(maxsize=None)
+def _cuda_bf16(index: int | None) -> bool:
+    """Whether the GPU has bf16 (A100, H100: yes; V100, T4: no); asked once, not every step."""
+    import torch
+
+    with torch.cuda.device(index if index is not None else torch.cuda.current_device()):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def configure_cuda(deterministic: bool, fixed_shapes: bool) -> None:
+    """cuDNN/cuBLAS settings of a GPU trial; nothing on a machine without CUDA (CPU kernels are
+    deterministic already, and the call below would import torch._dynamo for 2.7 s per Ray worker).
+
+    deterministic: deterministic kernels (warn_only: an op without one warns instead of failing the
+    trial) and cuDNN autotuning off. Otherwise cuDNN autotunes, but only for fixed input shapes (the
+    CNNs' 2.5-s crops): BEAT-Net's number of valid beats changes every batch, and each new shape
+    would be autotuned again."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = fixed_shapes and not deterministic
+
+
+def _pin(x):
+    if isinstance(x, dict):
+        return {k: _pin(v) for k, v in x.items()}
+    if isinstance(x, tuple):
+        return tuple(_pin(v) for v in x)
+    return x.pin_memory() if hasattr(x, "pin_memory") else x
+
+
+def prefetched(build: Callable[[object], T], items: Sequence, pin: bool = False) -> Iterator[T]:
+    """build(item) for each item in order, each built in a background thread while the caller uses the
+    previous one. Why: the device otherwise waits for the host's batch every step. `pin` puts the
+    tensors in page-locked memory, so `.to(cuda, non_blocking=True)` really is asynchronous (only with
+    CUDA). One build at a time, in item order, so a numpy Generator that `build` draws from gives the
+    same numbers as a plain loop; an exception in `build` is raised here, at its item."""
+    with ThreadPoolExecutor(1, thread_name_prefix="beat-ray-batches") as pool:
+        job = (lambda it: _pin(build(it))) if pin else build
+        ahead = pool.submit(job, items[0]) if len(items) else None
+        for i in range(len(items)):
+            current = ahead.result()
+            ahead = pool.submit(job, items[i + 1]) if i + 1 < len(items) else None
+            yield current

@@ -6,13 +6,25 @@ both call `fit`; they differ only in how `on_epoch` reports and checkpoints, and
 `world_size` and `wrap_model` for DDP.
 
 Determinism: every epoch reseeds numpy and torch from (seed, epoch), so a run resumed from the
-checkpoint of epoch k continues exactly as the uninterrupted run would have.
+checkpoint of epoch k continues exactly as the uninterrupted run would have. On CPU a rerun is
+bit-identical; on a GPU only with `gpu_deterministic` (devices.configure_cuda, cluster/README.md).
+
+The device never waits for avoidable host work: batches are built one step ahead in a thread
+(devices.prefetched; pinned on CUDA), BEAT-Net's gather indices come with the batch (no nonzero
+syncs in its forward), cached tokens are checked for NaN/inf once per trial, and the loss is read
+back every LOSS_CHECK_STEPS steps instead of every step.
+
+DDP (`world_size > 1`): `batch_size` is per rank, so a step sees `world_size * batch_size` records
+and `lr` is not scaled for it; the row says so (`world_size`, `batch_per_rank`, `global_batch`).
+Only rank 0 evaluates: the ranks hold the same weights.
 """
 from __future__ import annotations
 
 import copy
 import math
 import time
+from contextlib import closing
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -31,24 +43,31 @@ from beat_ray.train.config import (
     TrialConfig,
     fold_layout_text,
 )
-from beat_ray.train.inputs import TrialData, build_inputs, load_dataset, make_batch
+from beat_ray.train.devices import autocast, configure_cuda, prefetched
+from beat_ray.train.inputs import (
+    NonFiniteError,
+    TrialData,
+    build_inputs,
+    check_finite,
+    check_token_rows,
+    load_dataset,
+    make_batch,
+)
 from beat_ray.train.metrics import evaluate, macro_auc
 
 EpochCallback = Callable[[dict[str, Any], Callable[[], dict]], None]
-
-
-class NonFiniteError(FloatingPointError):
-    """A NaN/inf reached a training step: fail the trial loudly instead of learning garbage."""
+LOSS_CHECK_STEPS = 50      # losses are read back (one device sync) every this many steps and at an epoch's end
 
 
 def seed_everything(seed: int, threads: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     torch.set_num_threads(max(1, threads))
-    if torch.cuda.is_available():
-        # CPU kernels are deterministic already; on CPU this call would only import torch._dynamo
-        # and torch._inductor (2.7 s per fresh Ray worker process, measured) for nothing.
-        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model itself under a DDP (or DataParallel) wrapper, which hides its attributes (crop_s...)."""
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model
 
 
 def model_kwargs(cfg: TrialConfig) -> dict:
@@ -79,9 +98,12 @@ def make_optimizer(cfg: TrialConfig, model: nn.Module, steps: int):
     return opt, sched
 
 
-def _to(batch: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
-    """Move a batch to wherever the model lives (CPU here, a GPU under TorchTrainer)."""
-    device = next(model.parameters()).device
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a batch to the model's device (asynchronous from pinned memory: devices.prefetched)."""
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
@@ -96,22 +118,27 @@ def predict(model: nn.Module, data: TrialData, idx: np.ndarray, batch_size: int 
     `seed` fixes the noise realisations (inputs._noisy).
     """
     model.eval()
+    device = _device(model)
     rng = np.random.default_rng(seed)
     out = np.tile(data.prevalence.astype(np.float32), (len(idx), 1))
     ok = np.flatnonzero(~data.flagged[idx]) if not noise else np.arange(len(idx))
-    for i in range(0, len(ok), batch_size):
-        pos = ok[i:i + batch_size]
-        b = _to(make_batch(data, idx[pos], train=False, rng=rng, noise=noise, noise_seed=seed), model)
-        if data.input_kind == "signal":
-            logits = sliding_window_logits(model, b["signal"], data.ds.fs, model.eval_win_s,
-                                           model.eval_stride_s, model.eval_reduce)
-        else:
-            logits = model(b)
-        scores = torch.sigmoid(logits).float().cpu().numpy()
-        if "beat_mask" in b:                    # re-tokenised under noise: no beats found -> the fallback too
-            empty = ~b["beat_mask"].bool().any(1).cpu().numpy()
-            scores[empty] = data.prevalence
-        out[pos] = scores
+    chunks = [ok[i:i + batch_size] for i in range(0, len(ok), batch_size)]
+
+    def build(pos: np.ndarray) -> dict[str, torch.Tensor]:
+        return make_batch(data, idx[pos], train=False, rng=rng, noise=noise, noise_seed=seed)
+
+    with closing(prefetched(build, chunks, pin=device.type == "cuda")) as batches:
+        for pos, host in zip(chunks, batches):
+            b = _to(host, device)
+            if data.input_kind == "signal":
+                logits = sliding_window_logits(model, b["signal"], data.ds.fs, model.eval_win_s,
+                                               model.eval_stride_s, model.eval_reduce)
+            else:
+                logits = model(b)
+            scores = torch.sigmoid(logits.float()).cpu().numpy()
+            if "beat_mask" in host:             # re-tokenised under noise: no beats found -> the fallback too
+                scores[~host["beat_mask"].bool().any(1).numpy()] = data.prevalence
+            out[pos] = scores
     return out
 
 
@@ -127,7 +154,7 @@ def lead_attention(model: nn.Module, data: TrialData, idx: np.ndarray, batch_siz
     model.eval()
     out = []
     for i in range(0, len(idx), batch_size):
-        b = _to(make_batch(data, idx[i:i + batch_size], train=False, rng=np.random.default_rng(0)), model)
+        b = _to(make_batch(data, idx[i:i + batch_size], train=False, rng=np.random.default_rng(0)), _device(model))
         att = model.explain(b)["lead_attention"]                     # (n, B, 12), 0 on padding
         valid = b["beat_mask"].to(att.dtype).unsqueeze(-1)           # (n, B, 1)
         out.append((att * valid).sum(1).div(valid.sum(1).clamp_min(1)).float().cpu().numpy())
@@ -170,6 +197,22 @@ def epoch_batches(data: TrialData, cfg: TrialConfig, rng: np.random.Generator, s
     return [stream[i * batch:(i + 1) * batch] for i in range(steps)]
 
 
+def batch_per_rank(cfg: TrialConfig, data: TrialData, world_size: int = 1) -> int:
+    """Records per optimizer step on each rank (the matched budget shrinks it for a tiny subset)."""
+    return cfg.batch_size if cfg.budget == "epochs" else min(cfg.batch_size, max(len(data.train) // world_size, 1))
+
+
+def _read_losses(pending: list[torch.Tensor], epoch: int, first: int) -> list[float]:
+    """The losses of steps first.. of `epoch` as floats, in one device sync; NonFiniteError naming the
+    first step whose loss is NaN/inf (the steps after it ran too: they are read together)."""
+    vals = torch.stack(pending).cpu()
+    bad = np.flatnonzero(~torch.isfinite(vals).numpy())
+    if len(bad):
+        raise NonFiniteError(f"non-finite loss {vals[bad[0]].item()} in epoch {epoch}, step {first + bad[0]} "
+                             f"(losses of steps {first}-{first + len(vals) - 1} are read together)")
+    return vals.tolist()
+
+
 def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig, epoch: int,
                 rank: int = 0, world_size: int = 1, steps: int | None = None) -> tuple[float, int]:
     """One epoch over this rank's shard of the labelled training subset; (mean loss, optimizer steps)."""
@@ -178,23 +221,35 @@ def train_epoch(model: nn.Module, data: TrialData, opt, sched, cfg: TrialConfig,
     model.train()
     steps = steps if steps is not None else steps_per_epoch(cfg, data, world_size)[0]
     loss_fn = nn.BCEWithLogitsLoss()
-    crop = getattr(model, "crop_s", None)
-    losses = []
-    for idx in epoch_batches(data, cfg, rng, steps, rank, world_size):
+    crop = getattr(unwrap(model), "crop_s", None)
+    device = _device(model)
+    # cached tokens were checked once (check_token_rows); signals and re-tokenised batches are new data
+    check = data.input_kind != "tokens" or bool(cfg.train_noise)
+
+    def build(idx: np.ndarray) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         b = make_batch(data, idx, train=True, rng=rng, crop_s=crop, noise=cfg.train_noise)
-        for k, v in b.items():
-            if v.is_floating_point() and not torch.isfinite(v).all():
-                raise NonFiniteError(f"non-finite input {k!r} in epoch {epoch}, records {idx[:5].tolist()}...")
-        b = _to(b, model)
-        y = torch.from_numpy(data.labels[idx].astype(np.float32)).to(b[next(iter(b))].device)
-        loss = loss_fn(model(b), y)
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"non-finite loss {loss.item()} in epoch {epoch}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        if check:
+            check_finite(b, epoch, idx)
+        return b, torch.from_numpy(data.labels[idx].astype(np.float32))
+
+    losses: list[float] = []
+    pending: list[torch.Tensor] = []
+    order = epoch_batches(data, cfg, rng, steps, rank, world_size)
+    with closing(prefetched(build, order, pin=device.type == "cuda")) as batches:
+        for b, y in batches:
+            b, y = _to(b, device), y.to(device, non_blocking=True)
+            with autocast(cfg.precision, device):
+                loss = loss_fn(model(b).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            pending.append(loss.detach())
+            if len(pending) == LOSS_CHECK_STEPS:
+                losses += _read_losses(pending, epoch, len(losses))
+                pending = []
+    if pending:
+        losses += _read_losses(pending, epoch, len(losses))
     return (float(np.mean(losses)) if losses else float("nan")), len(losses)
 
 
@@ -223,6 +278,8 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
     model = build_model(cfg, len(ds.classes))
     data = data or build_inputs(cfg, model, ds)
     model.to(device)
+    configure_cuda(cfg.gpu_deterministic, fixed_shapes=data.input_kind == "signal")
+    amp = partial(autocast, cfg.precision, device)          # a fresh context per use
     per_epoch, capped = steps_per_epoch(cfg, data, world_size)
     opt, sched = make_optimizer(cfg, model, per_epoch * cfg.epochs)
     start, best = 0, {"val_macro_auc": -1.0, "epoch": -1, "model": None}
@@ -235,17 +292,24 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
     net = wrap_model(model) if wrap_model else model
     n_params = sum(p.numel() for p in model.parameters())
     records = record_metrics(data, cfg)           # fixed for the trial: computed once, reported every epoch
+    lead = rank == 0                              # DDP: the ranks hold the same weights; one evaluates
+    per_rank = batch_per_rank(cfg, data, world_size)
     metrics: dict[str, Any] = {}
+    if start < cfg.epochs and not cfg.train_noise:   # under train_noise every batch is re-tokenised and checked
+        check_token_rows(data, start)
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         loss, took = train_epoch(net, data, opt, sched, cfg, epoch, rank, world_size, per_epoch)
         train_s += time.perf_counter() - t0
         n_steps += took
-        val_scores = predict(model, data, data.val)
-        val_auc = macro_auc(data.labels[data.val], val_scores)
-        # recipe "default" scores the best-validation epoch; "benchmark" the final one, as helme's code does
-        if val_auc > best["val_macro_auc"] or (RECIPES[cfg.recipe]["select"] == "final" and epoch == cfg.epochs - 1):
-            best = {"val_macro_auc": val_auc, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
+        val_auc = float("nan")
+        if lead:
+            with amp():
+                val_auc = macro_auc(data.labels[data.val], predict(model, data, data.val))
+            # recipe "default" scores the best-validation epoch; "benchmark" the final one, as helme's code does
+            if val_auc > best["val_macro_auc"] or (RECIPES[cfg.recipe]["select"] == "final"
+                                                   and epoch == cfg.epochs - 1):
+                best = {"val_macro_auc": val_auc, "epoch": epoch, "model": copy.deepcopy(model.state_dict())}
         history.append({"epoch": epoch, "train_loss": loss, "val_macro_auc": val_auc})
         metrics = {"epoch": epoch + 1, "train_loss": loss, "val_macro_auc": val_auc,
                    "best_epoch": best["epoch"] + 1, "best_val_macro_auc": best["val_macro_auc"],
@@ -254,10 +318,12 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
                    "n_train_full": data.n_train_full,
                    "n_val": len(data.val), "n_test": len(data.test), "device": str(device),
                    "gpu_fraction": float(cfg.gpus_per_trial) if cfg.use_gpu else 0.0,
-                   "cpu_fallback": bool(cfg.use_gpu and device.type == "cpu"), **records}
-        if epoch == cfg.epochs - 1 and cfg.score_test:
-            metrics.update(final_test_metrics(model, best["model"], data, cfg.attribution_steps))
-            noisy = noise_metrics(model, data, cfg)
+                   "cpu_fallback": bool(cfg.use_gpu and device.type == "cpu"), "world_size": world_size,
+                   "batch_per_rank": per_rank, "global_batch": per_rank * world_size, **records}
+        if lead and epoch == cfg.epochs - 1 and cfg.score_test:
+            with amp():
+                metrics.update(final_test_metrics(model, best["model"], data, cfg.attribution_steps))
+                noisy = noise_metrics(model, data, cfg)
             if cfg.eval_noise:      # per-record scores under each spec: the report's paired CIs between models
                 metrics["_predictions"].update(noise_specs=np.asarray(cfg.eval_noise, dtype=str),
                                                noise_scores=noisy.pop("_scores"))
