@@ -74,11 +74,15 @@ class Benchmark:
     folds: tuple[int, ...] | None = None     # rotation test folds (None = all ten)
     arms: tuple[RecipeArm, ...] = ()
     hparams: str | None = None           # best.json every cell takes its tuned config from (study --hparams)
+    rates: tuple[int, ...] = ()          # every cell at each of these sampling rates (empty: the base's fs)
 
     def cells(self) -> list[dict]:
+        return [c for fs in (self.rates or (self.base.fs,)) for c in self._cells(replace(self.base, fs=fs))]
+
+    def _cells(self, grid_base: TrialConfig) -> list[dict]:
         out = []
         for d, t in self.tasks:
-            base = replace(self.base, dataset=d, task=t)
+            base = replace(grid_base, dataset=d, task=t)
             for arm in self.arms:
                 arm_base = replace(base, **recipe_config(arm.recipe))
                 out += [self.models.config(arm_base, m, seed=s, test_fold=k)
@@ -119,6 +123,13 @@ PRESETS = {
                             models=Models(("xresnet1d101", "resnet1d_wang", "beatnet"), {"beatnet": KEPT_VARIANT}),
                             tasks=(("ptbxl", "superdiagnostic"),), rotate=True, folds=(2, 4, 6, 8, 10),
                             hparams=TUNED_REAL),
+    # Issue 34: 500 Hz on real ECG. The 477 superdiagnostic records that have a 500-Hz file, every model at
+    # 500 Hz and at 100 Hz on exactly those records (records_at_fs=500), fold rotation at seed 0. Models sized
+    # by fs take the kernels for fs (model_kwargs), so the receptive field in seconds is the same at both rates.
+    "real500": Benchmark(base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), epochs=15, batch_size=64, threads=1,
+                                          records_at_fs=500),
+                         models=Models(("xresnet1d101", "resnet1d_wang", "beatnet")),
+                         tasks=(("ptbxl", "superdiagnostic"),), rotate=True, seeds=(0,), rates=(100, 500)),
     # The baselines train with the benchmark's own recipe, so they reproduce the published table;
     # BEAT-Net gets the same 50 epochs at batch 128 with its default recipe.
     "paper": Benchmark(base=TrialConfig(epochs=50, batch_size=128, threads=4, use_gpu=True, gpus_per_trial=0.25),

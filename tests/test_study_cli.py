@@ -50,7 +50,7 @@ def test_every_study_has_four_presets_and_well_formed_cells():
     for study in ("benchmark", "ablations", "data_efficiency", "noise_robustness", "lead_attribution"):
         presets = load_presets(study)
         assert set(presets) >= {"smoke", "cpu", "real", "paper"}, study
-        assert set(presets) - {"smoke", "cpu", "real", "paper"} <= {"real_tuned"}, study
+        assert set(presets) - {"smoke", "cpu", "real", "paper"} <= {"real_tuned", "real500"}, study
         for name, grid in presets.items():
             cells = grid.cells()
             assert cells and len({repr(sorted(c.items())) for c in cells}) == len(cells), (study, name)
@@ -60,6 +60,14 @@ def test_every_study_has_four_presets_and_well_formed_cells():
     assert all(c["attribution_steps"] > 0 for p in la.values() for c in p.cells())
     bench = load_presets("benchmark")["paper"].cells()
     assert {c["dataset"] for c in bench} == {"ptbxl", "cpsc2018", "chapman"}
+    r500 = load_presets("benchmark")["real500"].cells()          # issue 34: both rates on the same records
+    arms: dict[tuple, list[int]] = {}
+    for c in r500:
+        arms.setdefault((c["model"], c["fs"]), []).append(c["test_fold"])
+    arms = {k: sorted(v) for k, v in arms.items()}
+    assert set(arms) == {(m, f) for m in ("beatnet", "resnet1d_wang", "xresnet1d101") for f in (100, 500)}
+    assert all(v == list(range(1, 11)) for v in arms.values())
+    assert {c["records_at_fs"] for c in r500} == {500} and {c["epochs"] for c in r500} == {15}
 
 
 def test_tuned_presets_take_each_folds_own_config():

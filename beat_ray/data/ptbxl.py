@@ -110,11 +110,16 @@ class PTBXLSource:
     name = "ptbxl"
     tasks = TASKS
 
-    def __init__(self, fs: float = 100, require_all: bool = True) -> None:
+    def __init__(self, fs: float = 100, require_all: bool = True, only_at_fs: int | None = None) -> None:
+        """`only_at_fs` (100 or 500): keep only the records whose file at that stored rate exists, so two
+        rates can be compared on the same records (e.g. 100 Hz on the records a partial records500/ has)."""
         if not fs or fs <= 0:
             raise ValueError(f"ptbxl: fs must be positive, got {fs!r}")
+        if only_at_fs not in (None, *NATIVE_FS):
+            raise ValueError(f"ptbxl: only_at_fs must be one of {NATIVE_FS}, got {only_at_fs!r}")
         self.fs = float(fs)
         self.require_all = require_all
+        self.only_at_fs = only_at_fs
 
     @property
     def record_fs(self) -> int:
@@ -155,6 +160,11 @@ class PTBXLSource:
             if not isinstance(fname, str) or not fname.strip():
                 dropped.append((rid, "missing_filename", f"{db_path}: empty {file_col}"))
                 continue
+            if self.only_at_fs:
+                other = getattr(row, "filename_lr" if self.only_at_fs == 100 else "filename_hr")
+                if not isinstance(other, str) or not (root / f"{other.strip()}.hea").is_file():
+                    dropped.append((rid, f"not_at_{self.only_at_fs}hz", f"no {self.only_at_fs}-Hz file ({other})"))
+                    continue
             refs.append(RecordRef(record_id=rid, patient_id=_patient(pid, row.patient_id, rid),
                                   path=str(root / fname.strip()), labels=labels, fold=int(fold)))
         classes = sorted({c for r in refs for c in r.labels})
