@@ -29,8 +29,11 @@ demo: install
 	$(BIN)/python -m beat_ray.data prepare --dataset synth --fs 100 --n-records 2000
 	$(BIN)/python experiments/data_efficiency.py --preset smoke $(DEMO_ARGS)
 
+# Two phases: every test but the autoscaler ones in 2 processes (most of their time is Ray and subprocess
+# start-up, not CPU), then the autoscaler tests alone: they `ray stop --force`, killing every Ray on the machine.
 test: install
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 -m "not autoscaler" tests
+	$(BIN)/python -m pytest -q --durations=5 -m autoscaler tests
 
 # Every benchmark (A-D), make demo and make figures, one after another: benchmarks/report.{json,md}.
 bench: install

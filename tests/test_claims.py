@@ -54,7 +54,7 @@ def test_planted_rows_give_the_cnn_level_verdict_and_missing_studies_no_result(t
     got = {c.claim: c for c in claims.preset_claims(root, "real", REPO / "no-realdata", an.Bootstrap(60, 0))}
     assert got["CNN-level macro-AUC"].verdict == verdict
     assert "per-fold mean" in got["CNN-level macro-AUC"].effect
-    assert got["CNN-level macro-AUC"].source == "paper_figures/real/table1_benchmark.md"
+    assert got["CNN-level macro-AUC"].source == "/paper_figures/real/table1_benchmark.md"
     for claim in ("Robustness: generated noise", "Full-data AUC from 30-35 % of the labels",
                   "Lead II for rhythm classes", "Robustness: recorded noise (PTB-XL annotations)"):
         assert got[claim].verdict == claims.NO_RESULT and got[claim].source == ""   # no study: no guess

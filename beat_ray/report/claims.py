@@ -227,7 +227,7 @@ def preset_claims(results: Path, preset: str, realdata: Path, boot: an.Bootstrap
                if (results / s / preset / "trials.parquet").is_file()}
     if problems:
         raise ResultsError(problems)
-    link = f"paper_figures/{preset}"
+    link = f"/paper_figures/{preset}"      # root-relative: the same text works in CLAIMS.md and README.md
     out: list[Claim] = []
 
     def add(claim: str, study: str, table: str, got) -> None:
