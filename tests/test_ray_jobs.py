@@ -4,12 +4,18 @@ with `ray job submit --runtime-env cluster/runtime_env.yaml`, and its results ch
 The head runs in its own process group and temp dir (short: Unix socket paths are capped near 107
 chars) on free ports, and teardown signals only that group. `ray stop` is not used: it stops every
 Ray process on the machine, including other users' instances.
+
+Token authentication is on, as on a user's cluster (issue 37): the Jobs API runs arbitrary code, so
+only a client holding the cluster's token may submit. The head reads its token from a file of the
+test's own (RAY_AUTH_TOKEN_PATH, never ~/.ray/auth_token); `ray job submit` and cluster/submit.sh
+succeed with it, and a submission without it, or with a wrong one, is refused.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -17,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, fields
@@ -77,16 +84,39 @@ def stop_process_tree(pgid: int, marker: str, grace_s: float = 5.0) -> list[int]
 class Head:
     address: str          # dashboard / jobs API
     temp_dir: Path
-    env: dict
+    env: dict             # the head's environment: what a client holding the token has
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header Ray's own clients send (Ray's token auth: `Authorization: Bearer <token>`)."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self):
+        from ray.job_submission import JobSubmissionClient
+        return JobSubmissionClient(self.address, headers=self.auth)
+
+
+def without_token(env: dict, home: Path) -> dict:
+    """`env` as a machine that never got the cluster's token has it: no RAY_AUTH_* and an empty home
+    (so no ~/.ray/auth_token either)."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {**{k: v for k, v in env.items() if not k.startswith("RAY_AUTH_")}, "HOME": str(home)}
 
 
 @contextlib.contextmanager
 def start_head(env: dict):
-    """A real `ray start --head` (absolute path to the venv's `ray`) in its own process group and temp dir."""
+    """A real `ray start --head` (absolute path to the venv's `ray`) in its own process group and temp dir,
+    with token authentication on and a token of its own (RAY_AUTH_TOKEN_PATH, as cluster/README.md says)."""
     tmp = Path(tempfile.mkdtemp(prefix="rayt_", dir="/tmp"))
     marker = f"BEAT_RAY_TEST_HEAD={tmp}"
-    env = {**env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "BEAT_RAY_TEST_HEAD": str(tmp)}
+    token = secrets.token_hex(32)
+    (tmp / "auth_token").write_text(token)
+    (tmp / "auth_token").chmod(0o600)
+    env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp / "auth_token"),
+           "RAY_USAGE_STATS_ENABLED": "0", "BEAT_RAY_TEST_HEAD": str(tmp)}
     env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_AUTH_TOKEN", None)             # it would win over the file
     dash = _free_port()
     cmd = [RAY, "start", "--head", f"--port={_free_port()}", "--dashboard-host=127.0.0.1",
            f"--dashboard-port={dash}", "--num-cpus=2", "--include-dashboard=true", f"--temp-dir={tmp}",
@@ -99,16 +129,18 @@ def start_head(env: dict):
         assert proc.returncode == 0, out
         address = f"http://127.0.0.1:{dash}"
         deadline = time.monotonic() + 60
+        head = Head(address, tmp, env, token)
         while True:
             try:
-                with urllib.request.urlopen(f"{address}/api/version", timeout=2) as r:
+                req = urllib.request.Request(f"{address}/api/version", headers=head.auth)
+                with urllib.request.urlopen(req, timeout=2) as r:
                     assert r.status == 200
                     break
             except OSError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        yield Head(address, tmp, env)
+        yield head
     finally:
         stop_process_tree(proc.pid, marker)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -175,8 +207,8 @@ def test_job_submit_smoke_study(ray_head, beat_ray_cache, tmp_path):
     assert run.returncode == 0, tail
     print(f"job {sid}: {wall:.1f} s from submit to return")
 
-    from ray.job_submission import JobStatus, JobSubmissionClient
-    client = JobSubmissionClient(ray_head.address)
+    from ray.job_submission import JobStatus
+    client = ray_head.client()
     assert client.get_job_status(sid) == JobStatus.SUCCEEDED
     assert sid in [j.submission_id for j in client.list_jobs()]
     logs = client.get_job_logs(sid)
@@ -231,18 +263,22 @@ def test_job_submit_without_venv(beat_ray_cache, tmp_path):
         env.pop(k, None)
     system_python = shutil.which("python", path=path)
     with start_head(env) as head:
-        from ray.job_submission import JobStatus, JobSubmissionClient
-        client = JobSubmissionClient(head.address)
+        from ray.job_submission import JobStatus
+        client = head.client()
+        # the user's shell: no venv, and the cluster's token where Ray looks by default, ~/.ray/auth_token
+        env = without_token(head.env, tmp_path / "home")
+        (tmp_path / "home" / ".ray").mkdir()
+        (tmp_path / "home" / ".ray" / "auth_token").write_text(head.token)
         study = ["experiments/data_efficiency.py", "--preset", "smoke", "--set", "n_records=300", "--set",
                  "epochs=2", "--results-root", str(tmp_path / "results"), "--storage-path", str(tmp_path / "st")]
         lacks = system_python and subprocess.run([system_python, "-c", "import pandas, torch, ray"],
-                                                 capture_output=True, env=env).returncode != 0
+                                                 capture_output=True, env=env, check=False).returncode != 0
         if lacks:
             sid = f"novenv-{uuid.uuid4().hex[:8]}"
             run = subprocess.run([RAY, "job", "submit", "--address", head.address, "--submission-id", sid,
                                   "--runtime-env", str(REPO / "cluster" / "runtime_env.yaml"), "--", "python",
-                                  *study, "--name", "plain"], cwd=REPO, env=env, capture_output=True, text=True,
-                                 timeout=300, check=False)
+                                  *study, "--name", "plain"], cwd=REPO, env={**env, "RAY_AUTH_MODE": "token"},
+                                 capture_output=True, text=True, timeout=300, check=False)
             assert run.returncode != 0
             assert client.get_job_status(sid) == JobStatus.FAILED
             logs = client.get_job_logs(sid)
@@ -251,6 +287,7 @@ def test_job_submit_without_venv(beat_ray_cache, tmp_path):
         run = subprocess.run(["bash", "cluster/submit.sh", head.address, "python", *study, "--name", "wrapped"],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=400, check=False)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert "submit.sh: Ray auth token from ~/.ray/auth_token" in run.stderr    # found, and sent
         assert f"the job's python is {BIN}/python" in run.stderr
         rows = pd.read_parquet(tmp_path / "results" / "data_efficiency" / "smoke" / "trials.parquet")
         assert len(rows) == len(load_presets("data_efficiency")["smoke"].cells())
@@ -259,3 +296,35 @@ def test_job_submit_without_venv(beat_ray_cache, tmp_path):
     if not lacks:
         pytest.skip(f"the system python ({system_python}) has beat-ray's dependencies: only the submit.sh "
                     "half could be shown")
+
+
+def test_job_submission_needs_the_token(ray_head, tmp_path):
+    """Issue 37: the Jobs API runs arbitrary code, so only the cluster's token holder may use it. A machine
+    without the token is refused before anything runs: the CLI, cluster/submit.sh (which says where it
+    looked) and the bare HTTP API alike; a wrong token is refused too. (With the token, the tests above
+    submit and succeed.)"""
+    flag = tmp_path / "ran"
+    entry = ["python", "-c", f"open({str(flag)!r}, 'w').close()"]
+    env = without_token(ray_head.env, tmp_path / "home")
+    sid = f"intruder-{uuid.uuid4().hex[:8]}"
+    cli = subprocess.run([RAY, "job", "submit", "--address", ray_head.address, "--submission-id", sid, "--no-wait",
+                          "--", *entry], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert cli.returncode != 0
+    assert "Authentication required: Unauthorized: Missing authentication token" in cli.stdout + cli.stderr, \
+        (cli.stdout + cli.stderr)[-2000:]
+    wrapped = subprocess.run(["bash", "cluster/submit.sh", ray_head.address, *entry], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert wrapped.returncode != 0
+    assert "submit.sh: no Ray auth token" in wrapped.stderr and "~/.ray/auth_token" in wrapped.stderr
+    assert "Missing authentication token" in wrapped.stdout + wrapped.stderr
+    body = json.dumps({"entrypoint": " ".join(entry[:2] + [repr(entry[2])])}).encode()
+    for headers, status in (({}, 401), ({"Authorization": f"Bearer {secrets.token_hex(32)}"}, 403)):
+        req = urllib.request.Request(f"{ray_head.address}/api/jobs/", data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10)
+        assert refused.value.code == status
+    # nothing was recorded and nothing ran; the token holder can still ask
+    assert not [j for j in ray_head.client().list_jobs() if j.entrypoint and str(flag) in j.entrypoint]
+    assert not flag.exists()
+

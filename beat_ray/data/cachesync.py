@@ -6,7 +6,12 @@ PTB-XL again inside its first trial, plus the token caches, while that node's ot
 the lock. Now the driver publishes each finished cache dir to shared storage (the sweep's own
 `storage_path/_beat_ray_cache/`, S3 or GCS included), and `prepare` on a node that lacks a cache
 copies it from there to its local `$BEAT_RAY_CACHE`, under the same per-node lock that guards
-building it. A cache is complete once its `meta.json` files exist, so they are uploaded last.
+building it. A new head (the old one lost its disk) copies them the same way instead of preparing again.
+
+Object stores have no rename and no directories, and an upload can stop halfway, so completeness is a
+marker: the cache dir's own `meta.json` is uploaded strictly last (after every data file and after the
+`meta.json` of each token cache inside it), and only a cache whose top `meta.json` exists is copied. A
+publish cut short leaves no top `meta.json`: nobody copies it, and the next publish uploads it again.
 """
 from __future__ import annotations
 
@@ -39,12 +44,14 @@ def is_published(name: str, source: str) -> bool:
 
 
 def publish(cache: Path, dest: str) -> bool:
-    """Upload one cache dir to `dest/<name>/` (meta.json files last); False if it was there already."""
+    """Upload one cache dir to `dest/<name>/`, its top meta.json (the completeness marker) last; False if it
+    was there already."""
     fs, base = _fs(dest)
     cache = Path(cache)
     if is_published(cache.name, dest):
         return False
-    files = sorted((p for p in cache.rglob("*") if p.is_file()), key=lambda p: (p.name == "meta.json", str(p)))
+    files = sorted((p for p in cache.rglob("*") if p.is_file()),
+                   key=lambda p: (p == cache / "meta.json", p.name == "meta.json", str(p)))
     for p in files:
         target = f"{base}/{cache.name}/{p.relative_to(cache).as_posix()}"
         fs.create_dir(target.rsplit("/", 1)[0], recursive=True)

@@ -4,32 +4,36 @@ Every study script calls `run_study`; none copies this plumbing. Resuming is Ray
 the same `storage_path` and `name` -> `Tuner.can_restore` -> `Tuner.restore`, so finished
 trials are not rerun and unfinished ones continue from their last checkpoint. Rows are written
 as trials finish (a driver-side callback) and reconciled once more at the end, so a driver
-killed between a trial's end and its row still ends with exactly one row per cell.
+killed between a trial's end and its row still ends with exactly one row per cell. A head that lost
+its --results-root gets every finished trial's row back from the storage path (`reconcile`).
 """
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pyarrow.fs as pafs
 
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.devices import cluster_capacity, decide_gpu, max_concurrent
-from beat_ray.train.results import (
-    append_rows,
-    done_hashes,
-    make_row,
-    read_rows,
-    results_dir,
-    save_predictions,
+from beat_ray.train.results import done_hashes, read_rows, results_dir
+from beat_ray.train.storage import (
+    ENDPOINT_VARS,
+    StorageUnreachable,
+    check_reachable,
+    storage_fs,
+    unreachable,
+)
+from beat_ray.train.sweep_rows import (  # noqa: F401  (imported from here by tests, benchmarks)
+    _results_callback,
+    finished,
+    reconcile,
+    stored_bytes,
 )
 from beat_ray.train.tune_fn import (
     CHECKPOINTS_KEPT,
-    PREDICTIONS_FILE,
-    train_run_name,
     trainable,
     trial_resources,
     worker_resources,
@@ -38,107 +42,9 @@ from beat_ray.train.tune_fn import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def stored_bytes(paths: list[str], fs=None) -> int:
-    """Bytes under `paths` in the sweep's storage (a trial's checkpoints and logs): what retention bounds."""
-    fs = fs or pafs.LocalFileSystem()
-    total = 0
-    for p in paths:
-        if fs.get_file_info(p).type != pafs.FileType.Directory:
-            continue
-        total += sum(i.size or 0 for i in fs.get_file_info(pafs.FileSelector(p, recursive=True))
-                     if i.type == pafs.FileType.File)
-    return total
-
-
-def finished(trial_config: dict, metrics: dict | None) -> bool:
-    """A trial's last report is its final one: it scored the test fold, or (score_test=False, a
-    validation-only study) it ran its last epoch."""
-    if not metrics or not trial_config:     # a trial an interrupted sweep never started has neither
-        return False
-    if "test/macro_auc" in metrics:
-        return True
-    cell = trial_config["trial"]
-    return not cell.get("score_test", True) and metrics.get("epoch") == cell.get("epochs")
-
-
-def _row_for(trial_config: dict, metrics: dict, trial_id: str, checkpoint, out: Path, fs=None,
-             trial_path: str | None = None) -> dict:
-    row = make_row(trial_config["trial"], metrics, trial_id)
-    if not trial_config["trial"].get("score_test", True):
-        row["test/macro_auc"] = float("nan")        # never scored: a validation-only row says so
-    if trial_path:
-        # the Tune trial's folder, plus a TorchTrainer trial's Train run folder beside the experiment's
-        storage, experiment, _ = trial_path.rstrip("/").rsplit("/", 2)
-        row["storage_bytes"] = stored_bytes([trial_path, f"{storage}/{train_run_name(experiment, trial_id)}"], fs)
-    if checkpoint is None and metrics.get("checkpoint_path"):
-        # a TorchTrainer trial: its checkpoints live in the Train run's storage, not in the Tune trial's
-        from ray.train import Checkpoint
-        checkpoint = Checkpoint(metrics["checkpoint_path"], filesystem=fs)
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            p = Path(d) / PREDICTIONS_FILE
-            if p.exists():
-                with np.load(p) as z:
-                    row["predictions_file"] = str(save_predictions(out, trial_id, dict(z)).relative_to(out))
-    return row
-
-
 def _storage_fs(storage_path: str):
     """The pyarrow filesystem of a `storage_path` URI (s3://, gs://); None for a local path."""
     return _exp_fs(storage_path)[0] if "://" in storage_path else None
-
-
-def _results_callback(out: Path, fs=None):
-    from ray.tune import Callback
-
-    class ResultsWriter(Callback):
-        """Append a trial's row once Tune's own experiment state knows the trial finished.
-
-        Order matters for "finished trials are not rerun": Tune snapshots its experiment state
-        every ~10 s (or when checkpoints force it). A row written before that snapshot, by a
-        driver killed before it, would describe a trial that the restored sweep still runs again
-        from its previous checkpoint. So a finished trial's row waits until Tune has saved a
-        snapshot (`get_state` is called right after Tune wrote it) and goes to disk at the start
-        of the next step, or at the end of the sweep. A driver killed in between leaves a
-        trial that Tune has as TERMINATED and no row; `run_study` reconciles those after `fit`.
-        """
-
-        def __init__(self) -> None:
-            self._pending: dict[str, dict] = {}       # finished, not yet in a saved snapshot
-            self._ready: dict[str, dict] = {}         # in a saved snapshot: safe to write
-
-        def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
-            # A trial restored from its final checkpoint (its completion not yet in the experiment
-            # state when the driver died) completes again without training: keep its first row.
-            if (finished(trial.config, trial.last_result)
-                    and trial.trial_id not in set(read_rows(out).get("trial_id", []))):
-                self._pending[trial.trial_id] = _row_for(trial.config, trial.last_result, trial.trial_id,
-                                                         trial.checkpoint, out, fs, trial.path)
-
-        def _promote(self) -> None:
-            self._ready.update(self._pending)
-            self._pending.clear()
-
-        def get_state(self) -> None:
-            """Tune calls this right after writing its snapshot; we keep no state of our own in it."""
-            self._promote()
-
-        def _flush(self, rows: dict[str, dict]) -> None:
-            have = set(read_rows(out).get("trial_id", []))
-            new = [r for tid, r in rows.items() if tid not in have]
-            if new:
-                append_rows(out, new)
-            rows.clear()
-
-        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-            if self._ready:
-                self._flush(self._ready)
-
-        def on_experiment_end(self, trials: list, **info: Any) -> None:
-            self._promote()                           # the sweep is over: everything pending is final
-            self._flush(self._ready)
-
-    return ResultsWriter()
 
 
 def prepare_inputs(cells: list[dict]) -> list[Path]:
@@ -161,11 +67,31 @@ def prepare_inputs(cells: list[dict]) -> list[Path]:
     return paths
 
 
+def publishes(storage_path: str) -> bool:
+    """Whether a sweep publishes its caches: a URI storage path (s3://, gs://, file://) or BEAT_RAY_PUBLISH_CACHE=1."""
+    return "://" in storage_path or os.environ.get("BEAT_RAY_PUBLISH_CACHE") == "1"
+
+
+@contextmanager
+def published_caches_first(storage_path: str):
+    """While preparing on the driver, copy a cache another launch published instead of building it again: a
+    new head (the old one lost its disk) gets its caches from the storage path, as every worker node does."""
+    from beat_ray.data.cachesync import SOURCE_ENV, published_location
+    old = os.environ.get(SOURCE_ENV)
+    if publishes(storage_path) and old is None:
+        os.environ[SOURCE_ENV] = published_location(storage_path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(SOURCE_ENV, None)
+
+
 def publish_caches(paths: list[Path], storage_path: str) -> str | None:
     """Upload the driver's caches beside the sweep (cachesync) when trials may run on other machines:
     a URI storage path (s3://, gs://, file://) or BEAT_RAY_PUBLISH_CACHE=1. Returns where trials look."""
     from beat_ray.data.cachesync import publish, published_location
-    if "://" not in storage_path and os.environ.get("BEAT_RAY_PUBLISH_CACHE") != "1":
+    if not publishes(storage_path):
         return None
     dest = published_location(storage_path)
     for p in paths:
@@ -225,9 +151,7 @@ DEVICE_FIELDS = ("use_gpu", "gpus_per_trial", "allow_cpu_fallback")
 
 
 def _exp_fs(exp_path: str):
-    if "://" in exp_path:
-        return pafs.FileSystem.from_uri(exp_path)
-    return pafs.LocalFileSystem(), str(Path(exp_path).resolve())
+    return storage_fs(exp_path)
 
 
 def _grid_key(cell: dict) -> str:
@@ -306,9 +230,44 @@ def init_ray() -> None:
     # the trials' cache dir: BEAT_RAY_TRIAL_CACHE where the trials' disk is not the driver's, else the
     # driver's BEAT_RAY_CACHE. In a `ray job` the job's runtime env rules (a repeated key is an error).
     trial_cache = os.environ.get("BEAT_RAY_TRIAL_CACHE") or os.environ.get("BEAT_RAY_CACHE")
+    env_vars = {"BEAT_RAY_CACHE": trial_cache} if trial_cache else {}
+    # the trials write checkpoints to the driver's S3 endpoint (MinIO, Ceph), not to AWS: same endpoint everywhere
+    env_vars.update({v: os.environ[v] for v in ENDPOINT_VARS if os.environ.get(v)})
     ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False,
-             runtime_env={"env_vars": {"BEAT_RAY_CACHE": trial_cache}}
-             if trial_cache and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ else None)
+             runtime_env={"env_vars": env_vars} if env_vars and "RAY_JOB_CONFIG_JSON_ENV_VAR" not in os.environ
+             else None)
+
+
+def _stop_if_unreachable(exp_path: str, exc: BaseException) -> None:
+    """A failure caused by a storage path that no longer answers ends the driver with one clear message."""
+    if isinstance(exc, StorageUnreachable):
+        raise SystemExit(str(exc)) from None
+    try:
+        check_reachable(exp_path)
+    except StorageUnreachable:
+        raise SystemExit(str(unreachable(exp_path, exc))) from None
+
+
+def _restore(exp_path: str, fn, writer, out: Path, fs):
+    """Tuner.restore with this launch's results writer, after rebuilding the rows of the finished trials that
+    `out` lacks (a new head lost them): they come back before anything trains."""
+    from ray.tune import Tuner
+    tuner = Tuner.restore(exp_path, trainable=fn, resume_unfinished=True, resume_errored=True)
+    # the restored RunConfig holds the writer pickled at the first launch (its folder, its code): use this one
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = [c for c in run_config.callbacks or [] if type(c).__name__ != "ResultsWriter"] + [writer]
+    try:
+        rebuilt = reconcile(tuner.get_results(), out, fs, exp_path)
+    except OSError as exc:
+        _stop_if_unreachable(exp_path, exc)
+        raise
+    except Exception as exc:  # noqa: BLE001 (never blocks a resume: the reconcile after the sweep catches up)
+        print(f"resume: rows not rebuilt before the sweep ({type(exc).__name__}: {exc}); they are after it")
+        return tuner
+    if rebuilt:
+        print(f"resume: {rebuilt} finished trial(s) had no row in {out}: rebuilt from {exp_path} "
+              "(Tune's state and each trial's last checkpoint), not trained again")
+    return tuner
 
 
 def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str | None = None,
@@ -320,7 +279,9 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
 
     `gpus_per_trial` (None: each cell's own wish, honoured only if the cluster has or can autoscale
     to GPUs; see devices.decide_gpu) and `allow_cpu_fallback` apply to every cell. Resuming a sweep
-    whose grid changed is refused unless `resume_changed` (check_grid).
+    whose grid changed is refused unless `resume_changed` (check_grid). A resume first rebuilds, from the
+    storage path, the rows of finished trials that the results folder lacks (a new head: `reconcile`).
+    A storage path that stops answering stops the sweep with a message naming its endpoint.
     """
     from ray import tune
     from ray.tune import (
@@ -336,6 +297,10 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
     storage_path = storage_path or str(Path(results_root).resolve().parent / ".ray_results")
     out = results_dir(results_root, study, preset)
     exp_path = f"{storage_path.rstrip('/')}/{name}"
+    try:
+        check_reachable(storage_path)
+    except StorageUnreachable as exc:
+        raise SystemExit(str(exc)) from None
     try:
         grid_cells = [TrialConfig.from_dict({**c, "study": study, "preset": preset}).to_dict() for c in cells]
     except ValueError as exc:           # e.g. --gpus-per-trial 0.5 with workers=2
@@ -362,7 +327,8 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
     print(f"devices: {gpu_cells} of {len(cells)} trials on GPU"
           + (f" ({sorted({c['gpus_per_trial'] for c in cells if c['use_gpu']})} per worker)" if gpu_cells else "")
           + f"; cluster: {capacity.gpus_now:g} GPUs now, up to {capacity.gpus_max:g} ({capacity.source})")
-    cache_source = publish_caches(prepare_inputs(cells), storage_path)
+    with published_caches_first(storage_path):
+        cache_source = publish_caches(prepare_inputs(cells), storage_path)
     configs = [TrialConfig.from_dict(c) for c in cells]
     if max_concurrent_trials is None and any(c.distributed for c in configs):
         # a TorchTrainer trial's driver needs only 0.01 CPU: without a cap, Tune would start a driver per
@@ -377,25 +343,26 @@ def run_study(cells: list[dict], *, study: str, preset: str, storage_path: str |
         [trial_resources(TrialConfig.from_dict(config["trial"]))]))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")      # the classic output engine honours progress_reporter
     fs = _storage_fs(storage_path)
+    writer = _results_callback(out, fs, exp_path)
     if restoring:
-        tuner = Tuner.restore(exp_path, trainable=fn, resume_unfinished=True, resume_errored=True)
+        tuner = _restore(exp_path, fn, writer, out, fs)
     else:
         save_grid(exp_path, grid_cells)
         tuner = Tuner(fn, param_space={"trial": tune.grid_search(cells), "cache_source": cache_source},
                       tune_config=TuneConfig(max_concurrent_trials=max_concurrent_trials or None, reuse_actors=True),
                       run_config=RunConfig(name=name, storage_path=storage_path, verbose=1,
                                            progress_reporter=progress_reporter(cells),
-                                           callbacks=[_results_callback(out, fs)],
+                                           callbacks=[writer],
                                            failure_config=FailureConfig(max_failures=max_failures),
                                            checkpoint_config=CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT)))
-    grid = tuner.fit()
-    have = set(read_rows(out).get("trial_id", []))      # rows the callback wrote stay as written
-    rows = [_row_for(r.config, r.metrics, r.metrics["trial_id"], r.checkpoint, out, fs, r.path)
-            for r in grid if r.error is None and finished(r.config, r.metrics)
-            and r.metrics["trial_id"] not in have]
-    if rows:
-        append_rows(out, rows)          # reconcile: rows a killed driver never wrote
+    try:
+        grid = tuner.fit()
+        reconcile(grid, out, fs, exp_path)      # rows a killed driver never wrote; the callback's stay as written
+    except Exception as exc:                    # Tune wraps the writer's StorageUnreachable in TuneErrors
+        _stop_if_unreachable(exp_path, writer.stopped_by or exc)
+        raise
     errors = [r.error for r in grid if r.error is not None]
     if errors:
+        _stop_if_unreachable(exp_path, errors[0])
         raise RuntimeError(f"{len(errors)} of {len(grid)} trials failed; first error: {errors[0]}")
     return out
