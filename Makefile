@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test bench figures clean
+.PHONY: install demo test lint bench figures clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 -m "not autoscaler" tests
 	$(BIN)/python -m pytest -q --durations=5 -m autoscaler tests
+
+# Ruff with the rules in pyproject.toml; .ci/run runs it before the tests.
+lint: install
+	$(BIN)/ruff check .
 
 # Every benchmark (A-D), make demo and make figures, one after another: benchmarks/report.{json,md}.
 bench: install

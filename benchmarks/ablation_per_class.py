@@ -18,15 +18,15 @@ import sys
 # benchmarks/tokenize.py would shadow the stdlib `tokenize` when this folder is sys.path[0]
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from beat_ray.data.synth import CLASS_GROUPS  # noqa: E402
-from beat_ray.report import stats  # noqa: E402
-from beat_ray.report.load import ResultsError, cells, read_study  # noqa: E402
+from beat_ray.data.synth import CLASS_GROUPS
+from beat_ray.report import stats
+from beat_ray.report.load import ResultsError, cells, read_study
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"

@@ -15,17 +15,17 @@ import sys
 # is sys.path[0], as it is for `python benchmarks/data.py`: keep the folder off the path.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
 
-from beat_ray.data.export import write_ptbxl  # noqa: E402
-from beat_ray.data.prepare import prepare  # noqa: E402
-from beat_ray.data.synth import CLASSES_ALL, SynthConfig, generate  # noqa: E402
+from beat_ray.data.export import write_ptbxl
+from beat_ray.data.prepare import prepare
+from beat_ray.data.synth import CLASSES_ALL, SynthConfig, generate
 
 
 def _timed(fn, *args, **kwargs):

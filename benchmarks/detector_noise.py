@@ -53,19 +53,19 @@ import sys
 # benchmarks/tokenize.py would shadow the stdlib `tokenize` when this folder is sys.path[0]
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import wfdb  # noqa: E402
+import numpy as np
+import wfdb
 
-from beat_ray.data.electrodes import add_electrode_noise  # noqa: E402
-from beat_ray.data.wfdb_io import read_wfdb  # noqa: E402
-from beat_ray.tokenize.detect import detect_batch  # noqa: E402
-from beat_ray.tokenize.score import beat_samples, match_beats  # noqa: E402
+from beat_ray.data.electrodes import add_electrode_noise
+from beat_ray.data.wfdb_io import read_wfdb
+from beat_ray.tokenize.detect import detect_batch
+from beat_ray.tokenize.score import beat_samples, match_beats
 
 OUT = Path(__file__).resolve().parent / "out" / "detector_noise.json"
 LEAD_INDEX = {"I": 0, "II": 1, "MLII": 1, "V5": 10}
@@ -151,7 +151,7 @@ def _nk(sig: np.ndarray, fs: float) -> np.ndarray:
     try:
         _, info = nk.ecg_peaks(nk.ecg_clean(sig, sampling_rate=fs), sampling_rate=fs)
         return np.asarray(info["ECG_R_Peaks"], np.int64)
-    except Exception:              # noqa: BLE001  neurokit2 raises on signals it finds no peaks in
+    except Exception:
         return np.zeros(0, np.int64)
 
 
@@ -188,7 +188,7 @@ def score(wins, noisy: list[np.ndarray], guard_s: float = 0.0) -> dict[str, dict
     window and then only those at least guard_s from either end are counted, for every detector alike (a
     detection at 0.49 s matched to a reference beat at 0.51 s is neither a miss nor an extra)."""
     tot: dict[str, dict] = {}
-    for (name, fs, _, ref, lead), x in zip(wins, noisy):
+    for (_name, fs, _, ref, lead), x in zip(wins, noisy):
         for det, peaks in detectors(x, fs, lead).items():
             t = tot.setdefault(det, {"tp": 0, "fn": 0, "fp": 0})
             for k, v in count_beats(ref, peaks, fs, x.shape[-1], guard_s).items():

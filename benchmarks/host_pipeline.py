@@ -31,15 +31,15 @@ from pathlib import Path
 # benchmarks/tokenize.py would shadow the standard library's tokenize when run as a script
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import replace
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "host_pipeline.json"

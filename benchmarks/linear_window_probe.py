@@ -29,26 +29,26 @@ import sys
 # benchmarks/tokenize.py would shadow the stdlib `tokenize` when this folder is sys.path[0]
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from beat_ray.data.synth import CLASS_GROUPS  # noqa: E402
-from beat_ray.report import stats  # noqa: E402
-from beat_ray.report.load import ResultsError, cells, pooled, read_study  # noqa: E402
-from beat_ray.report.rotation import rotation_seed  # noqa: E402
-from beat_ray.tokenize.corpus import tokens_for  # noqa: E402
-from beat_ray.tokenize.layout import TokenizerConfig  # noqa: E402
-from beat_ray.train.config import TrialConfig  # noqa: E402
-from beat_ray.train.inputs import load_dataset  # noqa: E402
-from beat_ray.train.results import git_info  # noqa: E402
-from beat_ray.train.study import shared_ptbxl  # noqa: E402
+from beat_ray.data.synth import CLASS_GROUPS
+from beat_ray.report import stats
+from beat_ray.report.load import ResultsError, cells, pooled, read_study
+from beat_ray.report.rotation import rotation_seed
+from beat_ray.tokenize.corpus import tokens_for
+from beat_ray.tokenize.layout import TokenizerConfig
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.inputs import load_dataset
+from beat_ray.train.results import git_info
+from beat_ray.train.study import shared_ptbxl
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out" / "linear_window_probe.json"

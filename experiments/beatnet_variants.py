@@ -41,13 +41,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout without install
-from beat_ray.envcheck import require  # noqa: E402
+from beat_ray.envcheck import require
 
 require()           # before any third-party import: a wrong interpreter gets the fix, not a traceback
 
-from beat_ray.train.config import TrialConfig  # noqa: E402
-from beat_ray.train.study import main, shared_ptbxl  # noqa: E402
-from experiments.benchmark import TUNED_REAL  # noqa: E402
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.study import main, shared_ptbxl
+from experiments.benchmark import TUNED_REAL
 
 VARIANTS: dict[str, dict] = {
     "original": {},

@@ -37,12 +37,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout without install
-from beat_ray.envcheck import require  # noqa: E402
+from beat_ray.envcheck import require
 
 require()           # before any third-party import: a wrong interpreter gets the fix, not a traceback
 
-from beat_ray.train.config import TrialConfig, recipe_config  # noqa: E402
-from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl  # noqa: E402
+from beat_ray.train.config import TrialConfig, recipe_config
+from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl
 
 BASELINES = ("xresnet1d101", "inception1d", "resnet1d_wang")
 # BEAT-Net design change kept on validation data (experiments/beatnet_variants.py, results/beatnet_variants/real

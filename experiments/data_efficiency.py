@@ -42,13 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout without install
-from beat_ray.envcheck import require  # noqa: E402
+from beat_ray.envcheck import require
 
 require()           # before any third-party import: a wrong interpreter gets the fix, not a traceback
 
-from beat_ray.train.config import TrialConfig  # noqa: E402
-from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl  # noqa: E402
-from experiments.benchmark import KEPT_VARIANT, TUNED_REAL  # noqa: E402  (the BEAT-Net variant kept on validation)
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl
+from experiments.benchmark import KEPT_VARIANT, TUNED_REAL
 
 FRACTIONS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.50, 0.75, 1.0)
 

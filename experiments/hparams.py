@@ -42,13 +42,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout without install
-from beat_ray.envcheck import require  # noqa: E402
+from beat_ray.envcheck import require
 
 require()           # before any third-party import: a wrong interpreter gets the fix, not a traceback
 
-from beat_ray.train.config import TrialConfig  # noqa: E402
-from beat_ray.train.search import Dim, Search, search_main  # noqa: E402
-from beat_ray.train.study import shared_ptbxl  # noqa: E402
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.search import Dim, Search, search_main
+from beat_ray.train.study import shared_ptbxl
 
 # What every model searches: the optimiser. The CNNs have no dropout of their own to search.
 OPTIMISER = {"lr": Dim("loguniform", (3e-4, 3e-2)), "weight_decay": Dim("loguniform", (1e-4, 1e-1)),

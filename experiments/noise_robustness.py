@@ -43,13 +43,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # runnable from a checkout without install
-from beat_ray.envcheck import require  # noqa: E402
+from beat_ray.envcheck import require
 
 require()           # before any third-party import: a wrong interpreter gets the fix, not a traceback
 
-from beat_ray.data.noise import NOISE_TYPES, NSTDB_SNRS  # noqa: E402
-from beat_ray.train.config import TrialConfig  # noqa: E402
-from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl  # noqa: E402
+from beat_ray.data.noise import NOISE_TYPES, NSTDB_SNRS
+from beat_ray.train.config import TrialConfig
+from beat_ray.train.study import Models, fold_seeds, main, shared_ptbxl
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def write_wfdb(directory: Path, name: str, names: list[str], d: np.ndarray, fs: 
 
 
 def write_challenge(directory: Path, name: str, dx: str | None, n: int = 1000, fs: int = 500,
-                    leads: list[str] = list(LEADS), seed: int = 0, mat_format: str = "4",
+                    leads: tuple[str, ...] | list[str] = tuple(LEADS), seed: int = 0, mat_format: str = "4",
                     val: np.ndarray | None = None) -> np.ndarray:
     """A Challenge record: MATLAB ``val`` (int16, 1000/mV) + header with ``# Dx:``; returns ``val``.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from beat_ray.train.runner import run_study  # noqa: E402
+from beat_ray.train.runner import run_study
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

@@ -82,7 +82,7 @@ class NodeSampler(threading.Thread):
         while not self._halt.is_set():
             try:
                 self.samples.append((time.monotonic(), _alive_workers()))
-            except Exception as e:          # noqa: BLE001 - keep sampling; reported at the end
+            except Exception as e:
                 self.errors.append(repr(e))
             self._halt.wait(self.every_s)
 
@@ -197,7 +197,7 @@ def test_gpu_trials_make_the_autoscaler_launch_a_gpu_node_type(beat_ray_cache, t
             try:
                 seen_gpu_nodes.update(n["NodeID"] for n in ray.nodes()
                                       if n["Alive"] and n["Resources"].get("GPU", 0) > 0)
-            except Exception:              # noqa: BLE001 - a failed sample is retried
+            except Exception:
                 pass
             halt.wait(0.5)
 

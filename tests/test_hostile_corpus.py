@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from formats import LEADS, PTBXL_LEADS, raises_record_error, write_challenge, write_wfdb
 
 from beat_ray.data import ECGDataset, RecordError, load
 from beat_ray.data.export import write_ptbxl
@@ -24,7 +25,6 @@ from beat_ray.tokenize import tokens_for
 from beat_ray.train.config import TrialConfig
 from beat_ray.train.inputs import build_inputs
 from beat_ray.train.loop import NonFiniteError, fit
-from formats import LEADS, PTBXL_LEADS, raises_record_error, write_challenge, write_wfdb
 
 FS_IN = 500
 NSR, AF, RBBB, LBBB = "426783006", "164889003", "59118001", "164909002"

@@ -297,9 +297,9 @@ def test_baseline_structure():
     assert [c.kernel_size[0] for c in convs] == [7, 5, 3, 5, 3, 1, 5, 3, 1]
 
     for m in (x, inc, wang):
-        head = [type(l).__name__ for l in m.head]
+        head = [type(layer).__name__ for layer in m.head]
         assert head == ["ConcatPool1d", "BatchNorm1d", "Dropout", "Linear", "ReLU", "BatchNorm1d", "Dropout", "Linear"]
-        assert [l.p for l in m.head if isinstance(l, nn.Dropout)] == [0.25, 0.5]
+        assert [d.p for d in m.head if isinstance(d, nn.Dropout)] == [0.25, 0.5]
         assert m.head[3].out_features == 128 and m.head[-1].out_features == C
 
 

@@ -19,7 +19,7 @@ from beat_ray.train.inputs import _noisy, build_inputs, nstdb_noise
 from beat_ray.train.loop import fit
 from beat_ray.train.metrics import evaluate
 
-I, II, III = 0, 1, 2
+I, II, III = 0, 1, 2  # noqa: E741 (the lead names)
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from formats import PTBXL_LEADS, write_wfdb
 
 from beat_ray.data import ECGDataset, RecordError, load, prepare
 from beat_ray.data.export import write_ptbxl
-from formats import PTBXL_LEADS, write_wfdb
 
 FS = 100
 CLASSES = ["SR", "AFIB", "IMI", "LVH"]

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import scipy.io
 import wfdb
+from formats import PTBXL_LEADS, digital, raises_record_error, realdata, write_challenge, write_wfdb
 
 from beat_ray.data.cinc import ChapmanSource, CPSC2018Source
 from beat_ray.data.export import SCP_STATEMENTS_CSV
@@ -18,7 +19,6 @@ from beat_ray.data.leads import LEADS
 from beat_ray.data.ptbxl import PTBXLSource
 from beat_ray.data.sources import SOURCES
 from beat_ray.data.wfdb_io import parse_dx, read_challenge, read_dx, read_wfdb
-from formats import PTBXL_LEADS, digital, raises_record_error, realdata, write_challenge, write_wfdb
 
 # ----------------------------------------------------------------------------------- PTB-XL
 # The library's rows of the real scp_statements.csv (v1.0.3) plus a few more, columns and values unchanged.

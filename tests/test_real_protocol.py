@@ -2,14 +2,12 @@
 (the flagged-record fallback), and the PTB-XL benchmark's recipe (global scaler, final epoch)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from formats import realdata
 
 from beat_ray.data import load
@@ -112,7 +110,7 @@ def test_flagged_records_are_scored_by_every_model_beatnet_falls_back_to_prevale
         data = build_inputs(cfg, net, ds)
         assert np.array_equal(data.test, ds.indices("test"))           # nothing dropped from test
         out[model] = (data, fit(cfg, data=data))
-    (bd, bm), (cd, cm) = out["beatnet"], out["resnet1d_wang"]
+    (bd, bm), (_, cm) = out["beatnet"], out["resnet1d_wang"]
     assert bm["n_fallback_test"] == 2 and bm["n_flagged_train_skipped"] == 3 and bm["n_fallback_val"] == 0
     assert cm["n_fallback_test"] == 0 and cm["n_flagged_train_skipped"] == 0
     assert bm["n_test"] == cm["n_test"] == len(ds.indices("test"))
@@ -158,7 +156,7 @@ def test_benchmark_recipe_scores_the_final_epoch_and_brings_its_hyperparameters(
         "recipe": "benchmark", "lr": 1e-2, "weight_decay": 1e-2, "epochs": 50, "batch_size": 128,
         "schedule": "onecycle"}
     assert parse_overrides(["recipe=benchmark", "epochs=3"])["epochs"] == 3     # an explicit --set wins
-    ds = load("synth", n_records=200, fs=100, task="superdiagnostic", progress=False)
+    load("synth", n_records=200, fs=100, task="superdiagnostic", progress=False)
     seen = {}
 
     def on_epoch(m, state_fn):

@@ -18,10 +18,7 @@ import pytest
 from formats import realdata
 from report_fixture import (
     CLASSES,
-    CONSTANT,
     LABELS,
-    ONE_SWAP,
-    PERFECT,
     make_results,
     predictions,
 )

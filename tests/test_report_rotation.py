@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from beat_ray.data.splits import record_set_hash
 from beat_ray.report import analysis as an
-from beat_ray.report import build, rotation, stats
+from beat_ray.report import rotation, stats
 from beat_ray.report.load import ResultsError, read_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -215,7 +215,6 @@ def test_rotation_seed_is_shared_by_tables_and_noise():
     """One rule picks the rotating seed for the pooled tables (rotation._one) and the noise study."""
     import pandas as pd
 
-    from beat_ray.report import robustness
     from beat_ray.report.rotation import rotation_seed
     rows = lambda pairs: pd.DataFrame({"seed": [s for s, _ in pairs], "config/test_fold": [f for _, f in pairs]})
     assert rotation_seed(rows([(0, k) for k in range(1, 11)] + [(1, 10), (2, 10)])) == 0

@@ -9,7 +9,6 @@ import pytest
 
 from beat_ray.data.leads import LEAD_INDEX
 from beat_ray.data.synth import (
-    CLASS_GROUPS,
     CLASSES_ALL,
     GRADED,
     SUPERDIAGNOSTIC,

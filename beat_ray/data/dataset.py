@@ -129,7 +129,7 @@ class ECGDataset:
         return path
 
     @classmethod
-    def open(cls, path: str | Path, mmap: bool = True) -> "ECGDataset":
+    def open(cls, path: str | Path, mmap: bool = True) -> ECGDataset:
         """Open a cache dir; signals are memory-mapped read-only unless ``mmap=False``."""
         path = Path(path)
         if not (path / "meta.json").exists():

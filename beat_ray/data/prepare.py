@@ -63,7 +63,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _ensure_sources() -> None:
     # Importing the reader modules registers them; kept lazy so `import beat_ray.data` stays light.
-    import beat_ray.data.cinc  # noqa: F401
+    import beat_ray.data.cinc
     import beat_ray.data.ptbxl  # noqa: F401
 
 

@@ -54,7 +54,7 @@ class LeadStandardizer:
     std: np.ndarray | None = None    # (12,)
     per_lead: bool = True
 
-    def fit(self, signals: np.ndarray, rows: np.ndarray | None = None, chunk: int = 512) -> "LeadStandardizer":
+    def fit(self, signals: np.ndarray, rows: np.ndarray | None = None, chunk: int = 512) -> LeadStandardizer:
         """Streaming moments over the `rows` (default all) of (N, 12, T), `chunk` records at a time, so
         a memory-mapped cache, or a training split of it, is never loaded whole."""
         n_leads = signals.shape[1]

@@ -6,9 +6,10 @@ every source: resampling, fixed length, bad-record masking, folds, cache and rep
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 

@@ -116,7 +116,7 @@ def arms(study: Study, boot: Bootstrap) -> list[NoiseArm]:
             rid, y, clean, noisy, over, n_seeds = _scores(study, rows, str(label))
             w = boot.weights(y)
 
-            def estimate(s: np.ndarray) -> tuple[Estimate, np.ndarray]:
+            def estimate(s: np.ndarray, y=y, w=w) -> tuple[Estimate, np.ndarray]:
                 d = stats.two_level(y, s, w, seed=boot.seed)
                 return Estimate(stats.macro_point(y, s), *stats.ci(d)), d
 

@@ -124,7 +124,7 @@ def benchmark(res: list[an.CellResult], boot: an.Bootstrap, preset: str) -> Tabl
     models = an.model_order(r.model for r in res)
     by = {(r.model, r.data): r for r in res}
     rows, bold = [], set()
-    for i, m in enumerate(models):
+    for m in models:
         rows.append([m] + [est(by[(m, d)].macro) if (m, d) in by else DASH for d in data])
     for j, d in enumerate(data, start=1):
         means = {m: by[(m, d)].macro.mean for m in models if (m, d) in by}

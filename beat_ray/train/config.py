@@ -108,7 +108,7 @@ class TrialConfig:
     preset: str = ""
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrialConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrialConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:

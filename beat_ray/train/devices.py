@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import yaml
 
@@ -147,7 +148,7 @@ def autocast(precision: str, device) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cuda_bf16(index: int | None) -> bool:
     """Whether the GPU has bf16 (A100, H100: yes; V100, T4: no); asked once, not every step."""
     import torch

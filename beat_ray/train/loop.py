@@ -23,9 +23,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from contextlib import closing
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -329,10 +330,9 @@ def fit(cfg: TrialConfig, state: dict | None = None, on_epoch: EpochCallback | N
                                                noise_scores=noisy.pop("_scores"))
             metrics.update(noisy)
         if on_epoch is not None:
-            on_epoch(metrics, lambda e=epoch: {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                               "scheduler": sched.state_dict(), "epoch": e, "best": best,
-                                               "history": history, "train_s": train_s, "steps": n_steps,
-                                               "config": cfg.to_dict()})
+            on_epoch(metrics, lambda e=epoch, b=best, t=train_s, n=n_steps: {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "epoch": e, "best": b, "history": history, "train_s": t, "steps": n, "config": cfg.to_dict()})
     return metrics
 
 

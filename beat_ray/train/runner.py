@@ -261,7 +261,7 @@ def _restore(exp_path: str, fn, writer, out: Path, fs):
     except OSError as exc:
         _stop_if_unreachable(exp_path, exc)
         raise
-    except Exception as exc:  # noqa: BLE001 (never blocks a resume: the reconcile after the sweep catches up)
+    except Exception as exc:
         print(f"resume: rows not rebuilt before the sweep ({type(exc).__name__}: {exc}); they are after it")
         return tuner
     if rebuilt:
