@@ -32,11 +32,13 @@ from beat_ray.tokenize.layout import TokenizerConfig, Tokens
 from beat_ray.tokenize.windows import anchors, beat_table, gather
 
 DEFAULT_CONFIG = TokenizerConfig()
-VERSION = 3          # bump when detection or windowing changes: it invalidates every cache (2: search-back, fast-rhythm
-                     # noise test; 3: artefact pruning, HF-band QRS vs T wave, regular-train quality gate)
+VERSION = 4          # bump when detection or windowing changes: it invalidates every cache (2: search-back, fast-rhythm
+                     # noise test; 3: artefact pruning, HF-band QRS vs T wave, regular-train quality gate; 4: pacing
+                     # spikes blanked, refine's polarity on wide QS complexes)
 # ... and since the select detector changed three times without a bump (the tokens cached by its first version
 # were reused by later runs), the key also carries a fingerprint of the code that decides the tokens.
-TOKEN_CODE = ("corpus.py", "detect.py", "layout.py", "prune.py", "quality.py", "score.py", "select.py", "windows.py")
+TOKEN_CODE = ("corpus.py", "detect.py", "layout.py", "pace.py", "prune.py", "quality.py", "score.py", "select.py",
+              "windows.py")
 TOKEN_LIBS = ("neurokit2", "scipy", "numpy")        # select runs neurokit2's ecg_peaks; filters are scipy's
 CHUNK = 256          # records per pool task unit (and the pool's minimum corpus size)
 CHUNK_SAMPLES = 2_000_000   # samples per in-process batch: keeps the temporaries cache-sized

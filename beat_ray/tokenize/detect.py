@@ -21,7 +21,10 @@ Pipeline (per batch, vectorised over records and leads):
      detections under half an RR from a neighbour that do not look like the record's beats
      (electrode-motion artefacts, see prune.py);
   6. refine each beat to the extremum (of the dominant polarity) of the dominant lead at
-     full rate.
+     full rate;
+  7. from 120 Hz, a record rejected, or whose beats follow sharp pulses at a fixed delay, is
+     searched for pacemaker spikes; where there are, they are blanked and steps 2-6 run again
+     (pace.py: else the spike, not the paced QRS, is picked in some beats).
 Records the detector cannot trust get a flag "<key>: <detail>" instead of peaks.
 """
 from __future__ import annotations
@@ -32,12 +35,14 @@ import numpy as np
 from scipy import signal as sps
 from scipy.ndimage import uniform_filter1d
 
+from beat_ray.tokenize.pace import PACE_MIN_FS, blank_full_rate, pacing_suspects, reject_pace_pulses
 from beat_ray.tokenize.prune import prune_artefacts
-from beat_ray.tokenize.quality import (
-    FLAT_PTP,
+from beat_ray.tokenize.quality import (  # noqa: F401  (lead_quality: re-exported for callers of detect)
     beat_flag,
     clarity,
     fast_median,
+    flat_clipped,
+    lead_quality,
     off_beat,
     rate_flag,
     record_flag,
@@ -45,7 +50,6 @@ from beat_ray.tokenize.quality import (
 from beat_ray.tokenize.select import select as select_train
 
 FS_MIN, FS_MAX = 50.0, 20_000.0   # outside: a wrong sampling rate, not a different ECG
-CLIP_FRAC = 0.01                  # share of samples pinned (in runs) at the lead's max or min
 BAND = (3.0, 15.0)                # band (Hz) of the slope whose energy makes the envelope
 HF_BAND = (8.0, 20.0)             # ... and of the energy that tells a QRS from a T wave (see _pick)
 WIDE_REGION_S = 0.2               # a supra-threshold region longer than this holds more than a QRS
@@ -64,6 +68,7 @@ SEARCH_T_S, SEARCH_AFTER = 0.25, 0.45   # from max(0.25 s, 0.45 RR) after the pr
 SEARCH_BEFORE = 0.75              # to 0.75 RR before the next (PVC coupling 0.53-0.72 RR, pause 1.2-1.5 RR),
 SEARCH_FRAC = 0.2                 # for a peak of 0.2 x the median beat height (T waves there: 99% < 0.2;
                                   # 0.15 finds more PVCs but also T waves)
+EDGE_S = 0.01                     # _refine: an extremum this close to its window's edge is on a slope
 LEAD_WEIGHT_MIN = 0.1             # leads under this share of the clearest lead's QRS ratio are left out
 
 
@@ -76,43 +81,6 @@ def check_fs(fs: float) -> float:
     if not np.isfinite(fs) or not FS_MIN <= fs <= FS_MAX:
         raise ValueError(f"implausible sampling rate fs={fs!r} Hz (expected {FS_MIN:g}-{FS_MAX:g})")
     return fs
-
-
-def lead_quality(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per (record, lead): finite, flat, clipped. x is (N, L, T); returns three (N, L) bools."""
-    x = np.asarray(x)
-    hi, lo = x.max(axis=-1), x.min(axis=-1)
-    finite = np.isfinite(hi) & np.isfinite(lo)
-    if not finite.all():
-        x = np.where(np.isfinite(x), x, 0.0)
-        hi, lo = x.max(axis=-1), x.min(axis=-1)
-    flat, clipped = _flat_clipped(x, x.mean(axis=-1), hi, lo, finite)
-    return finite, flat, clipped
-
-
-def _flat_clipped(x: np.ndarray, mean: np.ndarray, hi: np.ndarray, lo: np.ndarray, finite: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Flat and clipped leads, given each lead's mean and extremes (NaN-free x).
-
-    Clipping = runs of samples pinned at an extreme far from the baseline (mean). Runs,
-    because identical synthetic beats touch their max at isolated samples; far from the
-    mean, because a flat synthetic baseline at the minimum is not a rail. Speed: the pairs
-    are only counted for the leads with enough pinned samples to pass (a rail of m
-    samples has m - 1 pairs), usually none; a count is one cheap pass.
-    """
-    ptp = hi - lo
-    flat = finite & (ptp < FLAT_PTP)
-    tol = (1e-6 * ptp + 1e-12)[..., None]
-    need = 0.5 * CLIP_FRAC * x.shape[-1]
-    n = np.zeros(hi.shape, np.int64)
-    for ext, far in ((hi, hi - mean > 0.25 * ptp), (lo, mean - lo > 0.25 * ptp)):
-        pinned = x >= ext[..., None] - tol if ext is hi else x <= ext[..., None] + tol
-        cand = far & (np.count_nonzero(pinned, axis=-1) > need)
-        if cand.any():
-            p = pinned[cand]
-            n[cand] = np.maximum(n[cand], (p[:, 1:] & p[:, :-1]).sum(-1))
-    clipped = finite & ~flat & (n > need)
-    return flat, clipped
 
 
 def _decimate(x: np.ndarray, fs: float) -> tuple[np.ndarray, int, float]:
@@ -237,8 +205,8 @@ def _moving_mean(env: np.ndarray, fd: float) -> np.ndarray:
     return uniform_filter1d(env, size=max(3, round(1.0 * fd)), mode="nearest", axis=-1)
 
 
-def _refine(x: np.ndarray, peaks_d: np.ndarray, q: int, fs: float) -> np.ndarray:
-    """Move each detection to the extremum of x (full rate) of the record's QRS polarity."""
+def _refine(x: np.ndarray, peaks_d: np.ndarray, q: int, fs: float, wide_qs: bool = False) -> np.ndarray:
+    """Move each detection to the extremum of x (full rate) of the record's QRS polarity (wide_qs: see below)."""
     if len(peaks_d) == 0:
         return peaks_d
     half = round(0.06 * fs) + q
@@ -248,7 +216,20 @@ def _refine(x: np.ndarray, peaks_d: np.ndarray, q: int, fs: float) -> np.ndarray
     seg = seg - fast_median(seg, axis=1)[:, None]
     hi, lo = seg.max(1), -seg.min(1)
     sign = 1.0 if fast_median(hi) >= fast_median(lo) else -1.0
-    return idx[np.arange(len(idx)), np.argmax(sign * seg, axis=1)].astype(np.int64)
+    k = np.argmax(sign * seg, axis=1)
+    # wide_qs: an extremum on the window's edge is a slope, not a peak: the window's median sat inside a QRS wider
+    # than it (a paced or LBBB QS complex), so its polarity was misjudged. Where most beats' are, take the other
+    # polarity if under a quarter of its extrema are on the edge. detect turns it on from PACE_MIN_FS only: at
+    # 100 Hz it would also move 5 of PTB-XL's 975 records onto the QRS (all bundle-branch blocks) and 78 of the cpu
+    # preset's 3,000 synth records (beats within 50 ms of the true R 85 -> 1,103 of their 1,116), changing the
+    # tokens of every committed 100-Hz study; it belongs with their next rerun.
+    m = max(1, round(EDGE_S * fs))
+    edge = (k < m) | (k > 2 * half - m)
+    if wide_qs and 2 * edge.sum() > len(k):
+        k2 = np.argmax(-sign * seg, axis=1)
+        if 4 * ((k2 < m) | (k2 > 2 * half - m)).sum() < len(k):
+            k = k2
+    return idx[np.arange(len(idx)), k].astype(np.int64)
 
 
 def detect_batch(x: np.ndarray, fs: float, select: bool = False) -> tuple[list[np.ndarray], list[str], np.ndarray]:
@@ -267,7 +248,9 @@ def detect_clean(x: np.ndarray, fs: float, select: bool = False
     when all are finite), so the windowing need not scan for NaN again.
 
     Speed: at 500 Hz the full-rate work is two fast reductions (max, min), two comparisons
-    for clipping and one block-average; the rest runs at the ~100-Hz detection rate.
+    for clipping and one block-average; the rest runs at the ~100-Hz detection rate, but for
+    a look at the dominant lead around the detections (pace.pacing_suspects) and the
+    pacing-spike search in the few records that look sends there.
     """
     fs = check_fs(fs)
     x = np.asarray(x, np.float32)
@@ -281,45 +264,73 @@ def detect_clean(x: np.ndarray, fs: float, select: bool = False
         xs = np.where(np.isfinite(x), x, np.float32(0.0))
         hi, lo = xs.max(axis=-1), xs.min(axis=-1)
     xd, q, fd = _decimate(xs, fs)
-    flat, clipped = _flat_clipped(xs, xd.mean(axis=-1), hi, lo, finite)      # mean of block means: T // q * q samples
+    flat, clipped = flat_clipped(xs, xd.mean(axis=-1), hi, lo, finite)      # mean of block means: T // q * q samples
     usable = finite & ~flat & ~clipped
+    env_all = _envelopes(xd, usable, fd)
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    peaks_out: list[np.ndarray] = []
+    flags: list[str] = []
+    picks: list[np.ndarray] = []
+    leads = np.zeros(n, np.int64)
+    checked = np.zeros(n, bool)                       # passed record_flag: detection ran
+    for i in range(n):
+        flag = record_flag(finite[i], flat[i], clipped[i], t, fs)
+        peaks = pd = np.zeros(0, np.int64)
+        if not flag:
+            checked[i] = True
+            peaks, flag, pd, leads[i] = _record(*(a[i] for a in env_all), usable[i], xs[i], q, fs, select, none)
+        peaks_out.append(peaks)
+        flags.append(flag)
+        picks.append(pd)
+    # a rejected record, or one whose beats follow sharp pulses at a fixed delay, is searched for pacing spikes;
+    # where it has some, they are blanked and it is detected again (pace.py)
+    for i in pacing_suspects(xs, leads, picks, hi - lo, [bool(f) for f in flags], checked, q, fs):
+        xb, fb = reject_pace_pulses(xd[i:i + 1], xs[i:i + 1], usable[i:i + 1], [0], q, fs)
+        if len(fb[0][0]):
+            peaks_out[i], flags[i], _, _ = _record(*(a[0] for a in _envelopes(xb, usable[i:i + 1], fd)),
+                                                   usable[i], xs[i], q, fs, select, fb[0])
+    peaks_out = [np.zeros(0, np.int64) if f else p for p, f in zip(peaks_out, flags)]
+    return peaks_out, flags, usable, xs
+
+
+def _envelopes(xd: np.ndarray, usable: np.ndarray, fd: float) -> tuple[np.ndarray, ...]:
+    """Per record (batched): lead energies, band-passed leads, HF energies, consensus envelope, its 1-s mean."""
     e, bp_all = _energy_bp(xd, fd)                   # one band-pass per lead, kept for beat_flag and pruning
     e_hf = _energy(xd, fd, HF_BAND)
     w = usable.astype(np.float32)[..., None]
     env = (e * w).sum(1) / np.maximum(w.sum(1), 1.0)
     env = uniform_filter1d(env, size=max(1, round(0.08 * fd)), axis=-1)
-    avg = _moving_mean(env, fd)
-    n_usable = usable.sum(1)
-    peaks_out: list[np.ndarray] = []
-    flags: list[str] = []
-    for i in range(n):
-        flag, peaks = record_flag(finite[i], flat[i], clipped[i], t, fs), np.zeros(0, np.int64)
-        if not flag:
-            hf = uniform_filter1d(e_hf[i, usable[i]].mean(0), size=max(1, round(0.04 * fd)))
-            pd, env_i = _pick(env[i], fd, avg[i], hf), env[i]
-            if len(pd) and n_usable[i] > 1:           # second pass: leads weighted by their QRS clarity
-                env_w = _weighted_env(e[i], usable[i], pd, fd)
-                pd_w = _pick(env_w, fd, hf=hf)
-                # ... kept unless it lowers the clarity: with frequent PVCs the weights can
-                # favour the ectopic morphology and drown the dominant beats
-                if len(pd_w) and clarity(env_w, pd_w, fd) >= clarity(env_i, pd, fd):
-                    pd, env_i = pd_w, env_w
-            bp = bp_all[i, usable[i]]
-            flag = beat_flag(env_i, int(n_usable[i]), pd, fd, bp)
-            if not flag:
-                pd = _search_back(env[i], pd, fd)
-                pd = prune_artefacts(bp, pd, fd)
-                lead = _dominant_lead(e[i], pd, usable[i])
-                peaks = _refine(xs[i, lead], pd, q, fs)
-                peaks = np.unique(peaks)
-                if select:                            # opt-in: the trusted train among single-lead ones too
-                    peaks, _ = select_train(peaks, xs[i, usable[i]], bp, q, fs)
-                flag = rate_flag(peaks, fs)
-        if flag:
-            peaks = np.zeros(0, np.int64)
-        peaks_out.append(peaks)
-        flags.append(flag)
-    return peaks_out, flags, usable, xs
+    return e, bp_all, e_hf, env, _moving_mean(env, fd)
+
+
+def _record(e: np.ndarray, bp_all: np.ndarray, e_hf: np.ndarray, env: np.ndarray, avg: np.ndarray,
+            usable: np.ndarray, xs: np.ndarray, q: int, fs: float, select: bool,
+            found: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, str, np.ndarray, int]:
+    """(peaks, flag, detection-rate picks, dominant lead) of one record that passed record_flag."""
+    fd = fs / q
+    n_usable = int(usable.sum())
+    hf = uniform_filter1d(e_hf[usable].mean(0), size=max(1, round(0.04 * fd)))
+    pd, env_i = _pick(env, fd, avg, hf), env
+    if len(pd) and n_usable > 1:                      # second pass: leads weighted by their QRS clarity
+        env_w = _weighted_env(e, usable, pd, fd)
+        pd_w = _pick(env_w, fd, hf=hf)
+        # ... kept unless it lowers the clarity: with frequent PVCs the weights can
+        # favour the ectopic morphology and drown the dominant beats
+        if len(pd_w) and clarity(env_w, pd_w, fd) >= clarity(env_i, pd, fd):
+            pd, env_i = pd_w, env_w
+    bp = bp_all[usable]
+    lead = int(np.flatnonzero(usable)[0])
+    flag = beat_flag(env_i, n_usable, pd, fd, bp)
+    peaks = np.zeros(0, np.int64)
+    if not flag:
+        pd = _search_back(env, pd, fd)
+        pd = prune_artefacts(bp, pd, fd)
+        lead = _dominant_lead(e, pd, usable)
+        peaks = np.unique(_refine(blank_full_rate(xs[lead], found, q), pd, q, fs, wide_qs=fs >= PACE_MIN_FS))
+        if select:                                    # opt-in: the trusted train among single-lead ones too
+            peaks, _ = select_train(peaks, xs[usable], bp, q, fs)
+        flag = rate_flag(peaks, fs)
+    return peaks, flag, pd, lead
 
 
 def _weighted_env(e: np.ndarray, usable: np.ndarray, peaks_d: np.ndarray, fd: float) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 from beat_ray.tokenize.prune import beat_correlation
 
 FLAT_PTP = 0.01                   # mV peak-to-peak below which a lead carries no ECG
+CLIP_FRAC = 0.01                  # share of samples pinned (in runs) at the lead's max or min
 RR_MIN_S, RR_MAX_S = 0.2, 3.0     # median RR outside -> heart rate < 20 or > 300 bpm
 MIN_PEAK_RATIO = 8.0              # QRS vs between-beat envelope, 1-2 leads (see beat_flag)
 MIN_PEAK_RATIO_MULTI = 4.0        # the same with >= 3 usable leads
@@ -25,6 +26,43 @@ def fast_median(a: np.ndarray, axis: int = -1) -> np.ndarray:
     v = np.sort(a, axis=axis)
     n = v.shape[axis]
     return (np.take(v, (n - 1) // 2, axis=axis) + np.take(v, n // 2, axis=axis)) / 2
+
+
+def lead_quality(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (record, lead): finite, flat, clipped. x is (N, L, T); returns three (N, L) bools."""
+    x = np.asarray(x)
+    hi, lo = x.max(axis=-1), x.min(axis=-1)
+    finite = np.isfinite(hi) & np.isfinite(lo)
+    if not finite.all():
+        x = np.where(np.isfinite(x), x, 0.0)
+        hi, lo = x.max(axis=-1), x.min(axis=-1)
+    flat, clipped = flat_clipped(x, x.mean(axis=-1), hi, lo, finite)
+    return finite, flat, clipped
+
+
+def flat_clipped(x: np.ndarray, mean: np.ndarray, hi: np.ndarray, lo: np.ndarray, finite: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Flat and clipped leads, given each lead's mean and extremes (NaN-free x).
+
+    Clipping = runs of samples pinned at an extreme far from the baseline (mean). Runs,
+    because identical synthetic beats touch their max at isolated samples; far from the
+    mean, because a flat synthetic baseline at the minimum is not a rail. Speed: the pairs
+    are only counted for the leads with enough pinned samples to pass (a rail of m
+    samples has m - 1 pairs), usually none; a count is one cheap pass.
+    """
+    ptp = hi - lo
+    flat = finite & (ptp < FLAT_PTP)
+    tol = (1e-6 * ptp + 1e-12)[..., None]
+    need = 0.5 * CLIP_FRAC * x.shape[-1]
+    n = np.zeros(hi.shape, np.int64)
+    for ext, far in ((hi, hi - mean > 0.25 * ptp), (lo, mean - lo > 0.25 * ptp)):
+        pinned = x >= ext[..., None] - tol if ext is hi else x <= ext[..., None] + tol
+        cand = far & (np.count_nonzero(pinned, axis=-1) > need)
+        if cand.any():
+            p = pinned[cand]
+            n[cand] = np.maximum(n[cand], (p[:, 1:] & p[:, :-1]).sum(-1))
+    clipped = finite & ~flat & (n > need)
+    return flat, clipped
 
 
 def record_flag(finite: np.ndarray, flat: np.ndarray, clipped: np.ndarray, t: int, fs: float) -> str:
