@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -94,14 +95,33 @@ class NodeSampler(threading.Thread):
         return next((t for t, n in self.samples if t >= after and pred(n)), None)
 
 
-def test_workers_scale_up_for_a_sweep_and_back_to_zero(beat_ray_cache, tmp_path, monkeypatch):
-    import ray
+@pytest.fixture(scope="module")
+def auth_token(tmp_path_factory) -> Path:
+    """One token for the module: this process's Ray reads a token once and keeps it (so one per test would
+    leave the second test's driver holding the first one's)."""
+    token = tmp_path_factory.mktemp("auth") / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    return token
 
-    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+
+def auth_env(token: Path) -> dict[str, str]:
+    """Token auth on, as on a user's cluster, with the module's own token: the head, the fake provider's worker
+    nodes (started by the autoscaler with the head's environment) and this driver all read it."""
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+def test_workers_scale_up_for_a_sweep_and_back_to_zero(beat_ray_cache, tmp_path, monkeypatch, auth_token):
+    import ray
+    from ray._raylet import Config
+
+    env = {**auth_env(auth_token), "RAY_USAGE_STATS_ENABLED": "0",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}      # AutoscalingCluster calls `ray`
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)          # it would win over the token file
+    Config.initialize("")           # this process read RAY_AUTH_MODE when it imported ray: read it again
 
     cells = load_presets("data_efficiency")["smoke"].cells()
     cluster = _local_autoscaling_cluster()(
@@ -171,18 +191,21 @@ def test_workers_scale_up_for_a_sweep_and_back_to_zero(beat_ray_cache, tmp_path,
         cluster.shutdown()
 
 
-def test_gpu_trials_make_the_autoscaler_launch_a_gpu_node_type(beat_ray_cache, tmp_path, monkeypatch):
+def test_gpu_trials_make_the_autoscaler_launch_a_gpu_node_type(beat_ray_cache, tmp_path, monkeypatch, auth_token):
     """Issue K: a worker type that declares {"GPU": 1} and starts at zero. A sweep of GPU trials (no
     --gpus-per-trial: the driver sees no GPU now and must look at the autoscaler's node types) makes the
     autoscaler launch that type, the trials train there holding the GPU fraction they asked for, and,
     this machine having no CUDA, run on CPU under --allow-cpu-fallback, which the rows record."""
     import ray
+    from ray._raylet import Config
 
-    env = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+    env = {**auth_env(auth_token), "RAY_USAGE_STATS_ENABLED": "0",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)          # it would win over the token file
+    Config.initialize("")           # this process read RAY_AUTH_MODE when it imported ray: read it again
     cluster = _local_autoscaling_cluster()(
         head_resources={"CPU": 0},
         worker_node_types={"gpu_worker": {"resources": {"CPU": 2, "GPU": 1}, "node_config": {},

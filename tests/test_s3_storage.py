@@ -150,6 +150,18 @@ def _summary(results_dir: Path) -> str:
     return buf.getvalue().replace(str(results_dir), "DIR")
 
 
+def _figures(results: Path, out: Path) -> dict[str, bytes]:
+    """What `make figures` (beat_ray.report --all) writes for these results, file by file: its own code, with the
+    smoke preset, which it skips as plumbing, let through."""
+    from beat_ray.data.sources import default_realdata
+    from beat_ray.report import build
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(build, "SKIP_PRESETS", ())
+        built = build.run_all(results, out, default_realdata())
+    assert list(built) == ["smoke"] and any(f.endswith(".md") for f in built["smoke"]), built
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+
+
 def _same_results(got: pd.DataFrame, got_dir: Path, want: pd.DataFrame, want_dir: Path) -> list[str]:
     """Every non-volatile column and every prediction array equal, cell by cell (matched on config_hash)."""
     got, want = got.set_index("config_hash").sort_index(), want.set_index("config_hash").sort_index()
@@ -302,9 +314,21 @@ def test_lost_head_rebuilds_from_the_bucket_and_a_cut_upload_is_never_trusted(s3
         t = time.monotonic()
         assert _summary(run.out) == _summary(base.out)
         took["two summaries"] = time.monotonic() - t
+        t = time.monotonic()
+        figs = _figures(run.results, tmp_path / "figures_lost")
+        want = _figures(base.results, tmp_path / "figures_base")
+        assert sorted(figs) == sorted(want)
+        assert [k for k in want if figs[k] != want[k]] == []          # byte for byte, tables, PNGs and PDFs
+        took["make figures twice"] = time.monotonic() - t
+        # retention after the lost head: still the last CHECKPOINTS_KEPT of every trial's checkpoints
+        keys = s3.keys(BUCKET, "sweeps/lost/")
+        for tid in after["trial_id"]:
+            kept_ckpts = {k.split("/checkpoint_")[1].split("/")[0] for k in keys
+                          if f"/trainable_{tid}_" in k and "/checkpoint_" in k}
+            assert len(kept_ckpts) == CHECKPOINTS_KEPT, (tid, kept_ckpts)
         print(f"\nrows: {len(before)} before the kill, {len(rebuilt)} after the rebuild, {len(after)} at the end; "
               f"{len(resumed)} trial(s) continued from a checkpoint; {len(cols)} columns and every prediction array "
-              f"equal to the uninterrupted sweep; cut upload: {cut_key}; wall s: "
+              f"equal to the uninterrupted sweep, and {len(figs)} figure files byte for byte; cut upload: {cut_key}; wall s: "
               + ", ".join(f"{k} {v:.0f}" for k, v in took.items()))
     finally:
         if not s3.running:
