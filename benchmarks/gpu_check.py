@@ -2,13 +2,19 @@
 
     benchmarks/gpu_check.sh        # -> benchmarks/out/gpu_check.json
 
-1. one GPU trial (resnet1d_wang on synth, 1 GPU): device, samples/s;
-2. kill-and-resume: the same sweep's driver SIGKILLed after its first checkpoint, then rerun with the
-   same --name: the trial must finish from its checkpoint on the GPU (the optimizer state moved with
-   the model: loop.restore) with exactly one row;
-3. a 2-worker DDP trial (NCCL), if 2 GPUs exist;
-4. four concurrent 0.25-GPU trials: GPU utilisation sampled with nvidia-smi, samples/s per trial.
-Never run in CI (no GPU there); commit the JSON from a machine that has one.
+Each step asserts what it claims, and the script stops at the first that does not hold:
+1. models: beatnet_tiny, beatnet_base and xresnet1d101, one 1-GPU trial each through `run_study`; every row's
+   device is CUDA (no CPU fallback) and the trial was a plain Tune function trial (no TorchTrainer run);
+2. host against device time per training step, in this process: CUDA events around forward, backward and the
+   optimizer step, against the host's batch building (make_batch), for the same three models;
+3. kill-and-resume: the driver SIGKILLed after the trial's first checkpoint, rerun with the same --name; the row
+   must say it resumed (iterations_since_restore < training_iteration, i.e. the first report after the restart
+   was a later epoch) and end at the last epoch, one row;
+4. DDP: with 2 GPUs, a 2-worker NCCL trial (world size 2 in its row, on CUDA); always, the 2-rank gloo test
+   that the CNNs train on their 2.5-s crops under the DDP wrapper (tests/test_ddp_ranks.py);
+5. four 0.25-GPU trials at once: their run times overlap, and their total samples/s against one such trial
+   alone (nvidia-smi utilisation beside it, for reference only: it counts any kernel running).
+Never run in CI (no GPU there); exits 2 without CUDA. Commit the JSON from a machine that has one.
 """
 from __future__ import annotations
 
@@ -27,9 +33,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 OUT = REPO / "benchmarks" / "out" / "gpu_check.json"
-CELL = {"dataset": "synth", "task": "all", "n_records": 3000, "batch_size": 64, "threads": 2,
-        "model": "resnet1d_wang", "model_kwargs": {"width": 64}, "use_gpu": True, "gpus_per_trial": 1.0}
+BASE = {"dataset": "synth", "task": "all", "n_records": 3000, "batch_size": 64, "threads": 2,
+        "use_gpu": True, "gpus_per_trial": 1.0}
+MODELS = ("beatnet_tiny", "beatnet_base", "xresnet1d101")
+RESUME = {**BASE, "model": "resnet1d_wang", "epochs": 6}
 DRIVER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[4])
@@ -65,30 +74,82 @@ class Util(threading.Thread):
             self.halt.wait(1.0)
 
 
-def sweep(tmp: Path, name: str, cells: list[dict], kill_after_checkpoint: bool = False) -> dict:
+def check(ok: bool, what: str) -> None:
+    if not ok:
+        raise SystemExit(f"gpu_check: FAILED: {what}")
+
+
+def sweep(tmp: Path, name: str, cells: list[dict], kill_after_checkpoint: bool = False):
+    """Run `cells` as one study (a fresh local Ray in the driver); the rows, and the TorchTrainer runs made."""
+    import pandas as pd
     storage, results = tmp / "storage", tmp / "results"
     cmd = [sys.executable, "-c", DRIVER, str(storage), str(results), json.dumps(cells), str(REPO), name]
     t0 = time.perf_counter()
-    killed = False
     if kill_after_checkpoint:
         proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
-        while not list(storage.glob(f"{name}-*/checkpoint_*/state.pt")) and time.monotonic() < deadline:
+        while not list(storage.glob(f"{name}/*/checkpoint_*/state.pt")) and time.monotonic() < deadline:
             time.sleep(0.5)
+        check(proc.poll() is None, "the trial ended before the kill")
         os.killpg(proc.pid, signal.SIGKILL)        # the driver and the local Ray it started (one group)
         proc.wait()
-        killed = True
         time.sleep(5)
     run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    if run.returncode != 0:
-        raise SystemExit(f"{name} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
-    import pandas as pd
+    check(run.returncode == 0, f"{name}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
     rows = pd.read_parquet(results / "gpu_check" / name / "trials.parquet")
-    return {"wall_s": time.perf_counter() - t0, "killed_and_resumed": killed, "rows": len(rows),
-            "device": sorted(set(rows["device"])), "epochs": rows["epoch"].tolist(),
+    return rows, sorted(p.name for p in storage.glob(f"{name}-*")), time.perf_counter() - t0
+
+
+def summary(rows) -> dict:
+    return {"rows": len(rows), "device": sorted(set(rows["device"])), "epochs": rows["epoch"].tolist(),
+            "world_size": rows["world_size"].tolist(),
             "samples_per_s": (rows["n_train"] * rows["epoch"] / rows["train_seconds"]).round(1).tolist(),
             "test_macro_auc": rows["test/macro_auc"].round(4).tolist()}
+
+
+def step_times(model_name: str, steps: int = 40, device: str = "cuda") -> dict:
+    """Median host ms (make_batch) and device ms (CUDA events: forward, backward, step) per training step
+    (device="cpu": wall ms instead of CUDA events, to try this function where there is no GPU)."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from beat_ray.train import loop
+    from beat_ray.train.config import TrialConfig
+    from beat_ray.train.inputs import build_inputs, load_dataset, make_batch
+
+    cfg = TrialConfig(**{**BASE, "model": model_name, "epochs": 1})
+    ds = load_dataset(cfg)
+    model = loop.build_model(cfg, len(ds.classes)).to(device)
+    data = build_inputs(cfg, model, ds)
+    opt, sched = loop.make_optimizer(cfg, model, steps + 5)
+    crop, rng, loss_fn = getattr(model, "crop_s", None), np.random.default_rng(0), nn.BCEWithLogitsLoss()
+    host, dev = [], []
+    for _ in range(steps + 5):
+        idx = rng.choice(data.train, cfg.batch_size, replace=False)
+        t = time.perf_counter()
+        b = make_batch(data, idx, train=True, rng=rng, crop_s=crop)
+        host.append(time.perf_counter() - t)
+        b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
+        y = torch.from_numpy(data.labels[idx].astype(np.float32)).to(device)
+        cuda = device.startswith("cuda")
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+        t = time.perf_counter()
+        loss = loss_fn(model(b).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if cuda:
+            end.record()
+            end.synchronize()
+        dev.append(start.elapsed_time(end) / 1000 if cuda else time.perf_counter() - t)
+    host, dev = np.array(host[5:]) * 1000, np.array(dev[5:]) * 1000          # the first 5: warm-up
+    return {"host_ms_per_step": round(float(np.median(host)), 2), "device_ms_per_step": round(float(np.median(dev)), 2),
+            "steps": steps, "batch_size": cfg.batch_size}
 
 
 def main() -> int:
@@ -98,25 +159,64 @@ def main() -> int:
         print(f"gpu_check: no CUDA GPU here (nvidia-smi: {names or 'none'}, torch.cuda.is_available() = "
               f"{torch.cuda.is_available()}); run it on a GPU machine", file=sys.stderr)
         return 2
-    report = {"gpus": names, "torch": torch.__version__, "cuda": torch.version.cuda}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    report: dict = {"gpus": names, "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": commit}
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as t:
         tmp = Path(t)
-        report["one_trial"] = sweep(tmp / "one", "one", [{**CELL, "epochs": 3}])
-        report["kill_and_resume"] = sweep(tmp / "resume", "resume", [{**CELL, "epochs": 6}],
-                                          kill_after_checkpoint=True)
-        assert report["kill_and_resume"]["rows"] == 1 and report["kill_and_resume"]["epochs"] == [6]
+        rows, trainers, wall = sweep(tmp / "models", "models", [{**BASE, "model": m, "epochs": 2} for m in MODELS])
+        check(sorted(rows["config/model"]) == sorted(MODELS), f"rows for {MODELS}: {list(rows['config/model'])}")
+        check(all(d.startswith("cuda") for d in rows["device"]) and not rows["cpu_fallback"].any(),
+              f"every trial on CUDA: {list(rows['device'])}")
+        check(trainers == [], f"1-GPU trials are Tune function trials, yet TorchTrainer runs exist: {trainers}")
+        report["models"] = {**summary(rows), "models": rows["config/model"].tolist(), "wall_s": round(wall, 1)}
+
+        report["step_times"] = {m: step_times(m) for m in MODELS}
+
+        rows, _, wall = sweep(tmp / "resume", "resume", [RESUME], kill_after_checkpoint=True)
+        (row,) = rows.to_dict("records")
+        check(row["epoch"] == RESUME["epochs"], f"resumed trial ends at epoch {RESUME['epochs']}: {row['epoch']}")
+        check(row["iterations_since_restore"] < row["training_iteration"],
+              f"the trial resumed from its checkpoint (iterations since restore {row['iterations_since_restore']}"
+              f" of {row['training_iteration']})")
+        report["kill_and_resume"] = {**summary(rows), "first_epoch_after_restart":
+                                     int(row["training_iteration"] - row["iterations_since_restore"] + 1),
+                                     "wall_s": round(wall, 1)}
+
         if len(names) >= 2:
-            report["ddp_2_workers"] = sweep(tmp / "ddp", "ddp", [{**CELL, "epochs": 3, "workers": 2}])
+            rows, trainers, wall = sweep(tmp / "ddp", "ddp", [{**BASE, "model": "resnet1d_wang", "epochs": 2,
+                                                                "workers": 2}])
+            check(rows["world_size"].tolist() == [2] and rows["device"].iloc[0].startswith("cuda"),
+                  f"a 2-rank CUDA trial: {summary(rows)}")
+            check(len(trainers) == 1, f"one TorchTrainer run for the DDP trial: {trainers}")
+            report["ddp_2_workers"] = {**summary(rows), "wall_s": round(wall, 1)}
+        else:
+            report["ddp_2_workers"] = f"not run: {len(names)} GPU (NCCL DDP needs a whole GPU per rank)"
+        crop = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "tests/test_ddp_ranks.py::test_ddp_ranks_train_the_cnns_on_their_crops"],
+                              cwd=REPO, capture_output=True, text=True)
+        check(crop.returncode == 0, f"the DDP crop test:\n{crop.stdout[-2000:]}")
+        report["ddp_crop_test"] = crop.stdout.strip().splitlines()[-1]
+
+        one_cell = {**BASE, "model": "beatnet_tiny", "epochs": 3, "gpus_per_trial": 0.25}
+        alone, _, _ = sweep(tmp / "alone", "alone", [one_cell])
         util = Util()
         util.start()
-        report["four_quarter_gpu_trials"] = sweep(tmp / "quarter", "quarter",
-                                                  [{**CELL, "epochs": 3, "seed": s, "gpus_per_trial": 0.25}
-                                                   for s in range(4)])
+        rows, _, wall = sweep(tmp / "quarter", "quarter", [{**one_cell, "seed": s} for s in range(4)])
         util.halt.set()
         util.join()
+        end = rows["timestamp"].astype(float)
+        start = end - rows["time_total_s"].astype(float)
+        check(start.max() < end.min(), f"the four 0.25-GPU trials overlap in time: starts {start.tolist()}, "
+                                       f"ends {end.tolist()}")
+        samples = float((rows["n_train"] * rows["epoch"]).sum())
+        one = float(alone["n_train"].iloc[0] * alone["epoch"].iloc[0] / alone["time_total_s"].iloc[0])
         busy = [s[0] for s in util.samples if s]
-        report["four_quarter_gpu_trials"]["gpu0_util_percent"] = {
-            "mean": sum(busy) / max(len(busy), 1), "max": max(busy, default=0), "samples": len(busy)}
+        report["four_quarter_gpu_trials"] = {
+            **summary(rows), "overlap_s": round(float(end.min() - start.max()), 1),
+            "total_samples_per_s": round(samples / float(end.max() - start.min()), 1),
+            "one_trial_alone_samples_per_s": round(one, 1),
+            "gpu0_util_percent": {"mean": sum(busy) / max(len(busy), 1), "max": max(busy, default=0),
+                                  "samples": len(busy)}}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

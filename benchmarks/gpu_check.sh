@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU path on a real CUDA machine, in under 10 minutes (issue K): one GPU trial, a kill-and-resume of
-# it, a 2-worker DDP trial if 2 GPUs exist, and 4 concurrent 0.25-GPU trials with nvidia-smi utilisation.
+# The GPU path on a real CUDA machine, in under 10 minutes (issues K, 36): BEAT-Net tiny/base and xresnet1d101
+# on CUDA, host vs device ms per step, a kill-and-resume shown to resume, DDP (2 GPUs) and the crop test, and
+# 4 concurrent 0.25-GPU trials shown to overlap (benchmarks/gpu_check.py says what each step asserts).
 # Writes benchmarks/out/gpu_check.json. Never part of .ci/run (CI has no GPU); exits 2 without CUDA.
 #   benchmarks/gpu_check.sh                 # from the repository root, after `make install` with a CUDA torch
 set -euo pipefail

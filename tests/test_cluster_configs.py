@@ -453,9 +453,9 @@ def test_every_trial_fits_a_worker_type(study, config, monkeypatch):
                 seen.add(key)
                 assert unfit([bundle], nodes) == [], f"{study}/{preset}: {bundle} fits no worker in {nodes}"
                 assert not fits(bundle, head), f"{study}/{preset}: {bundle} would run on the head {head}"
-    # the paper presets really ask for GPUs: quarter GPUs for a 4-thread TorchTrainer worker
+    # the paper presets really ask for GPUs: quarter GPUs for a 4-thread function trial (no TorchTrainer driver)
     assert (("CPU", 4), ("GPU", 0.25)) in seen, seen
-    assert (("CPU", 0.01),) in seen and (("CPU", 1.0),) in seen, seen
+    assert (("CPU", 1.0),) in seen and (("CPU", 0.01),) not in seen, seen
 
 
 def test_a_trial_that_fits_nowhere_is_detected(monkeypatch):
@@ -463,7 +463,7 @@ def test_a_trial_that_fits_nowhere_is_detected(monkeypatch):
     cell = TrialConfig(dataset="ptbxl", task="superdiagnostic", threads=4, use_gpu=True,
                        gpus_per_trial=8.0).to_dict()
     bundles = trial_bundles(cell)
-    assert bundles == [{"CPU": 0.01}, {"CPU": 4, "GPU": 8.0}]
+    assert bundles == [{"CPU": 4, "GPU": 8.0}]
     for config in CONFIGS:
         _, nodes = worker_types(config)
         assert unfit(bundles, nodes) == [{"CPU": 4, "GPU": 8.0}], config
@@ -484,20 +484,20 @@ def test_paper_trials_per_node_match_readme(monkeypatch):
     """The packing arithmetic in cluster/README.md, from the real paper request."""
     cell = load_presets("data_efficiency")["paper"].cells()[0]
     bundles = trial_bundles(cell)
-    assert bundles == [{"CPU": 0.01}, {"CPU": 4, "GPU": 0.25}]
+    assert bundles == [{"CPU": 4, "GPU": 0.25}]                 # one function trial, no TorchTrainer driver
     got = {(c, n): trials_per_node(res, bundles) for c in CONFIGS for n, res in worker_types(c)[1].items()}
     assert got == {
-        ("aws", "ray.worker.gpu_1x_a10g"): 0,      # 4 vCPU: the worker fits, its 0.01-CPU driver does not
-        ("aws", "ray.worker.gpu_4x_a10g"): 11,     # 48 CPUs / 4.01; GPUs alone would allow 16
-        ("gcp", "ray_worker_gpu_1x_l4"): 1,
-        ("gcp", "ray_worker_gpu_4x_l4"): 11,
+        ("aws", "ray.worker.gpu_1x_a10g"): 1,      # 4 vCPU
+        ("aws", "ray.worker.gpu_4x_a10g"): 12,     # 48 CPUs / 4; GPUs alone would allow 16
+        ("gcp", "ray_worker_gpu_1x_l4"): 2,
+        ("gcp", "ray_worker_gpu_4x_l4"): 12,
         ("kuberay", "gpu-1x"): 3,
         ("kuberay", "gpu-4x"): 11,
     }
     # GPU alone: 4 trials share one GPU
     assert trials_per_node({"CPU": 1e9, "GPU": 1}, bundles) == 4
     readme = (CLUSTER / "README.md").read_text()
-    for phrase in ("4 trials share one GPU", "11 trials", "g5.12xlarge", "--max-concurrent-trials"):
+    for phrase in ("4 trials share one GPU", "**12 trials**", "g5.12xlarge", "--max-concurrent-trials"):
         assert phrase in readme, phrase
 
 
@@ -544,3 +544,29 @@ def test_kuberay_pods_mount_every_dataset_and_a_node_cache():
             mounts = {m["mountPath"] for m in c["volumeMounts"]}
             assert {"/data/ptb-xl", "/data/cpsc2018", "/data/chapman", "/cache"} <= mounts, mounts
             assert {"name": "BEAT_RAY_CACHE", "value": "/cache"} in c["env"]
+
+
+@pytest.mark.parametrize("path", launcher_files(), ids=lambda p: p.name)
+def test_launcher_turns_token_auth_on_everywhere(path):
+    """Issue 37: the Jobs API runs what it is sent, so every Ray process and `ray` command of a launched cluster
+    runs with RAY_AUTH_MODE=token, the head makes the token before `ray start`, the workers get its copy, and the
+    dashboard binds wider than localhost only beside that reason (a comment naming the State API)."""
+    raw, text = _load(path), path.read_text()
+    assert "-e RAY_AUTH_MODE=token" in raw["docker"]["run_options"]
+    head = " ".join(raw["head_start_ray_commands"])
+    assert head.index("ray get-auth-token --generate > /dev/null") < head.index("ray start --head")
+    assert "/home/ray/.ray" in raw["cluster_synced_files"]
+    assert "RAY_AUTH_MODE=disabled" not in text
+    if "--dashboard-host=0.0.0.0" in head:
+        assert re.search(r"# (--dashboard-host=)?0\.0\.0\.0(:| because) .*State API", text, re.S)
+
+
+@pytest.mark.parametrize("manifest", (raycluster, lambda: rayjob()["spec"]["rayClusterSpec"]), ids=("raycluster",
+                                                                                                    "rayjob"))
+def test_kuberay_turns_token_auth_on(manifest):
+    spec = manifest()
+    spec = spec.get("spec", spec)
+    assert spec["authOptions"] == {"mode": "token"}
+    for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
+        for c in _containers(group):
+            assert {"name": "RAY_AUTH_MODE", "value": "disabled"} not in c.get("env", [])

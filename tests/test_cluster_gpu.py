@@ -148,6 +148,10 @@ def test_declared_gpu_head_gives_gpu_trials_that_fail_clearly_or_fall_back(tmp_p
     (row,) = _rows(tmp_path / "b").to_dict("records")
     assert row["config/use_gpu"] and row["gpu_fraction"] == 0.5
     assert row["device"] == "cpu" and row["cpu_fallback"] and row["config/allow_cpu_fallback"]
+    # one GPU (a fraction) is a plain Tune function trial: no TorchTrainer run beside the experiment
+    storage = tmp_path / "b" / "storage"
+    assert (storage / "faults").is_dir() and sorted(p.name for p in storage.glob("faults-*")) == []
+    assert row["world_size"] == 1
 
 
 @pytest.mark.ray

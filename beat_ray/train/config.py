@@ -157,4 +157,6 @@ class TrialConfig:
 
     @property
     def distributed(self) -> bool:
-        return self.workers > 1 or self.use_gpu
+        """A TorchTrainer trial: only where ranks must talk. One GPU (or a fraction) is a plain Tune function
+        trial holding that GPU itself, without the 15-20 s of Train worker start-up (benchmarks/ray_overhead)."""
+        return self.workers > 1

@@ -1,9 +1,10 @@
 """The seam between the library and Ray: one Tune function trainable, two ways to run `fit`.
 
-* single device (the default): `fit` runs inside the Tune function; each epoch reports with
+* single device (the default, one CPU bundle or one GPU, whole or a fraction): `fit` runs inside the Tune
+  function, on the GPU Ray gave the trial where it asked for one; each epoch reports with
   `ray.tune.report` and a checkpoint, and a restarted trial resumes from `ray.tune.get_checkpoint()`.
-  Start-up costs almost nothing, so many small trials share a node.
-* DDP (`workers > 1` or `use_gpu`): the Tune function starts a Train V2 `TorchTrainer` whose
+  Start-up costs almost nothing, so many small trials share a node (four 0.25-GPU trials share a GPU).
+* DDP (`workers > 1`): the Tune function starts a Train V2 `TorchTrainer` whose
   workers run the same `fit` with `rank`/`world_size` and a DDP-wrapped model; the trainer's
   `TuneReportCallback` forwards its reports to this Tune trial. This costs 15-20 s of worker
   start-up per trial on CPU, so it is for models that need it.
@@ -90,14 +91,18 @@ class NoCudaError(RuntimeError):
     """A trial that Ray gave a GPU found no CUDA device."""
 
 
-def trial_device(cfg: TrialConfig) -> torch.device:
-    """The device Ray assigned to this worker; never a silent CPU run for a trial that asked for a GPU."""
+def trial_device(cfg: TrialConfig, train_worker: bool = True) -> torch.device:
+    """The device Ray assigned to this Train worker (or, `train_worker=False`, to this Tune function trial:
+    Ray sets its CUDA_VISIBLE_DEVICES to the GPU it holds, so that is cuda:0); never a silent CPU run for a
+    trial that asked for a GPU."""
     import ray
-    import ray.train.torch
 
     if not cfg.use_gpu:
         return torch.device("cpu")
     if torch.cuda.is_available():
+        if not train_worker:
+            return torch.device("cuda", 0)
+        import ray.train.torch
         return ray.train.torch.get_device()
     where = f"node {ray.util.get_node_ip_address()}, Ray GPU ids {ray.get_gpu_ids()}, CUDA_VISIBLE_DEVICES=" \
             f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}, torch {torch.__version__} (CUDA build: {torch.version.cuda})"
@@ -144,7 +149,8 @@ def trainable(config: dict[str, Any]) -> None:
     if not cfg.distributed:
         try:
             fit(cfg, _load_state(tune.get_checkpoint()),
-                lambda m, state_fn: _report_with_checkpoint(tune.report, m, state_fn))
+                lambda m, state_fn: _report_with_checkpoint(tune.report, m, state_fn),
+                device=trial_device(cfg, train_worker=False))
         finally:
             release_memory()
         return
@@ -187,6 +193,6 @@ def scaling_config(cfg: TrialConfig):
 
 def trial_resources(cfg: TrialConfig) -> dict[str, float]:
     """What one trial asks Ray for; the cluster configs are checked against this (issue F)."""
-    if not cfg.distributed:       # use_gpu is False here (it makes a trial distributed): a CPU bundle
+    if not cfg.distributed:       # the function trial trains itself: its CPUs, and its GPU (fraction) if any
         return worker_resources(cfg)
     return {"CPU": 0.01}          # a driver that only launches a TorchTrainer; its workers ask for the rest
