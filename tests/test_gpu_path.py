@@ -138,7 +138,7 @@ def test_beat_index_matches_boolean_mask_indexing():
     assert torch.equal(by_index.view(N, -1), by_mask)
 
 
-@pytest.mark.parametrize("name", ["beatnet", "beatnet_no_spatial", "beatnet_no_temporal"])
+@pytest.mark.parametrize("name", [m for m in list_models() if m.startswith("beatnet")])
 def test_beatnet_step_has_no_nonzero_with_host_indices(name):
     torch.manual_seed(0)
     model = create(name, C).train()

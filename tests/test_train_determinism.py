@@ -93,3 +93,35 @@ def test_reading_the_loss_in_chunks_and_bf16_reruns_change_nothing(beat_ray_cach
     a, b = fit(low), fit(low)
     _assert_same(a, b)
     assert a["train_loss"] != every["train_loss"]
+
+
+# make_batch's outputs at a226739, the commit before the GPU path (issue 36) added prefetching and the gather
+# indices: sha256 (first 16 hex digits) of each tensor's bytes, synth 60 records, the first 8 training records
+GOLDEN_BATCHES = {
+    ("beatnet", True): {"beat_mask": "f94df278b74447b3", "rr": "722f0ea84ac7c842", "times": "66422cfb0af73d15",
+                        "tokens": "980476fc1bc6e68a"},
+    ("beatnet", False): {"beat_mask": "f94df278b74447b3", "rr": "722f0ea84ac7c842", "times": "66422cfb0af73d15",
+                         "tokens": "980476fc1bc6e68a"},
+    ("resnet1d_wang", True): {"signal": "c6d32834e4bfaba6"},          # a 2.5-s training crop
+    ("resnet1d_wang", False): {"signal": "905f47416720deb5"},         # the whole 10-s record
+}
+
+
+@pytest.mark.parametrize("model", ["beatnet", "resnet1d_wang"])
+def test_cpu_batches_are_bit_identical_to_before_the_gpu_path(model, beat_ray_cache):
+    """The batches every CPU result trained on did not move: each tensor a226739's make_batch built is built
+    again byte for byte (the gather indices beside them are new keys)."""
+    import hashlib
+
+    from beat_ray.train.inputs import build_inputs, load_dataset, make_batch
+    from beat_ray.train.loop import build_model
+    cfg = TrialConfig(dataset="synth", task="all", n_records=60, epochs=1, batch_size=8, threads=1, model=model)
+    ds = load_dataset(cfg)
+    m = build_model(cfg, len(ds.classes))
+    data = build_inputs(cfg, m, ds)
+    rng = np.random.default_rng([0, 0])
+    for train in (True, False):
+        b = make_batch(data, data.train[:8], train=train, rng=rng, crop_s=m.crop_s if train and
+                       hasattr(m, "crop_s") else None)
+        got = {k: hashlib.sha256(b[k].numpy().tobytes()).hexdigest()[:16] for k in GOLDEN_BATCHES[(model, train)]}
+        assert got == GOLDEN_BATCHES[(model, train)], (model, train)
