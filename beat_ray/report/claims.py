@@ -122,6 +122,16 @@ def _reference(labels) -> str | None:
 
 
 def _seed_text(rows: pd.DataFrame) -> str:
+    """The seeds of the rows' models: the text most of them share, and any model whose seeds differ."""
+    if "config/model" not in rows or rows["config/model"].nunique() < 2:
+        return _fold_seed_text(rows)
+    texts = {m: _fold_seed_text(g) for m, g in rows.groupby("config/model")}
+    common = max(sorted(set(texts.values())), key=list(texts.values()).count)
+    odd = [f"{m}: {t}" for m, t in sorted(texts.items()) if t != common]
+    return common + (f" ({'; '.join(odd)})" if odd else "")
+
+
+def _fold_seed_text(rows: pd.DataFrame) -> str:
     """'seeds 0,1,2' when every tested fold has them, else which seeds ran where."""
     by = rows.groupby(rows["config/test_fold"].astype(int))["seed"].apply(lambda s: tuple(sorted(set(s.astype(int)))))
     every = sorted(set.intersection(*map(set, by)))
