@@ -8,7 +8,7 @@ and a CNN alike (`attribution_steps`), beside BEAT-Net's global attention.
 Positive control (synth, task rhythm, `synth.atrial_lead`): P waves and AF f-waves exist in one lead
 only and AF's RR is regular at sinus rates, so AFIB is told from SR by that lead alone. The measure
 must rank that lead first for AFIB, with a CI above the uniform share 1/12, and must follow it
-from lead II to V1 (tests/test_lead_attribution.py asserts both on the smoke preset's models).
+from lead II to V1 (tests/test_lead_attribution.py asserts both on the smoke preset's resnet1d_wang).
 
 The claim is then measured on synth task "all" and on real PTB-XL task "superdiagnostic_rhythm"
 (the 5 superdiagnostic classes and the rhythm statements as outputs of one model, so rhythm and

@@ -3,6 +3,10 @@
 Synth task rhythm with `atrial_lead`: P waves and AF f-waves only in one lead, AF's RR regular, so a
 model can tell AFIB from SR by that lead alone. Trained here as the `smoke` preset of
 experiments/lead_attribution.py configures it, then summarised by the report's own code.
+
+Only the preset's resnet1d_wang cells: the control checks the method, and beatnet's smoke cells never learned
+the planted evidence (AFIB AUC 0.66 and 0.64 in every CI run since the graded synth), so they were an xfail that
+checked nothing and cost about half of the fixture's 251 s. The smoke study itself still trains both models.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ def _smoke_cells() -> list[dict]:
 @pytest.fixture(scope="module")
 def controls() -> dict[tuple[str, str], attribution.Attribution]:
     rows, preds = [], {}
-    for i, cell in enumerate(_smoke_cells()):
+    for i, cell in enumerate(c for c in _smoke_cells() if c["model"] == "resnet1d_wang"):
         m = fit(TrialConfig.from_dict(cell))
         p = m["_predictions"]
         tid = f"t{i}"
@@ -53,18 +57,12 @@ def json_synth(cell: dict) -> str:
     return json.dumps(cell["synth"], sort_keys=True)
 
 
-@pytest.mark.parametrize("model", ["beatnet", "resnet1d_wang"])
+@pytest.mark.parametrize("model", ["resnet1d_wang"])
 @pytest.mark.parametrize("lead", ["II", "V1"])
 def test_attribution_puts_the_planted_lead_first(controls, model, lead):
     res, rows = controls
     r = res[(model, lead)]
     auc = rows.loc[rows["_model"] == model, "auc_afib"]
-    if model == "beatnet" and auc.min() <= 0.85:
-        # On the graded synth (generator 2) beatnet does not learn the planted evidence in the smoke budget:
-        # AFIB AUC 0.66 (lead II) and 0.64 (V1) at the smoke lr 1e-2 (0.60 and 0.59 at 3e-3), also with
-        # generator 1's strong f-waves and no label noise; on generator 1 it did (> 0.95).
-        # Open in issue J; the method is still checked on resnet1d_wang.
-        pytest.xfail(f"beatnet did not learn the planted atrial evidence: AFIB AUC {auc.round(3).tolist()}")
     # learned the planted evidence, clear of chance (0.5): the gate only keeps the attribution checks below
     # from passing on a model that learned nothing. Not tighter: resnet1d_wang's AFIB AUC at this budget
     # is bimodal over seeds (0.81-0.998 in 15 fits), and the checks below held on every fit measured,
