@@ -159,8 +159,10 @@ def main() -> int:
         print(f"gpu_check: no CUDA GPU here (nvidia-smi: {names or 'none'}, torch.cuda.is_available() = "
               f"{torch.cuda.is_available()}); run it on a GPU machine", file=sys.stderr)
         return 2
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    report: dict = {"gpus": names, "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": commit}
+    from beat_ray.train.results import git_info
+    commit, dirty = git_info(str(REPO))
+    report: dict = {"gpus": names, "torch": torch.__version__, "cuda": torch.version.cuda, "git_commit": commit,
+                    "git_dirty": dirty}
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as t:
         tmp = Path(t)
         rows, trainers, wall = sweep(tmp / "models", "models", [{**BASE, "model": m, "epochs": 2} for m in MODELS])

@@ -21,11 +21,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
@@ -82,8 +82,8 @@ def main() -> int:
     ray.shutdown()
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("first_result_s", "fit_wall_s")}
            for k, v in runs.items()}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout)
+    from beat_ray.train.results import git_info
+    commit, dirty = git_info(str(REPO))
     out = {"command": "python benchmarks/trial_startup.py " + " ".join(sys.argv[1:]), "git_commit": commit,
            "git_dirty": dirty, "ray": ray.__version__, "cpus": os.cpu_count(), "machine": platform.machine(),
            "repeats": a.repeats, "runs": runs, "median": med,

@@ -105,23 +105,26 @@ def auth_token(tmp_path_factory) -> Path:
     return token
 
 
-def auth_env(token: Path) -> dict[str, str]:
-    """Token auth on, as on a user's cluster, with the module's own token: the head, the fake provider's worker
-    nodes (started by the autoscaler with the head's environment) and this driver all read it."""
-    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-
-
-def test_workers_scale_up_for_a_sweep_and_back_to_zero(beat_ray_cache, tmp_path, monkeypatch, auth_token):
-    import ray
+def cluster_env(monkeypatch, token: Path) -> dict[str, str]:
+    """This process's environment for a local autoscaling cluster, which `cluster.start(override_env=...)` also
+    hands the head: token auth on, as on a user's cluster, with the module's own token (the head, the fake
+    provider's worker nodes, started with the head's environment, and this driver all read it), and the venv's
+    `ray` on PATH (AutoscalingCluster calls it)."""
     from ray._raylet import Config
-
-    env = {**auth_env(auth_token), "RAY_USAGE_STATS_ENABLED": "0",
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}      # AutoscalingCluster calls `ray`
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)          # it would win over the token file
     Config.initialize("")           # this process read RAY_AUTH_MODE when it imported ray: read it again
+    return env
+
+
+def test_workers_scale_up_for_a_sweep_and_back_to_zero(beat_ray_cache, tmp_path, monkeypatch, auth_token):
+    import ray
+
+    env = cluster_env(monkeypatch, auth_token)
 
     cells = load_presets("data_efficiency")["smoke"].cells()
     cluster = _local_autoscaling_cluster()(
@@ -197,15 +200,8 @@ def test_gpu_trials_make_the_autoscaler_launch_a_gpu_node_type(beat_ray_cache, t
     autoscaler launch that type, the trials train there holding the GPU fraction they asked for, and,
     this machine having no CUDA, run on CPU under --allow-cpu-fallback, which the rows record."""
     import ray
-    from ray._raylet import Config
 
-    env = {**auth_env(auth_token), "RAY_USAGE_STATS_ENABLED": "0",
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)          # it would win over the token file
-    Config.initialize("")           # this process read RAY_AUTH_MODE when it imported ray: read it again
+    env = cluster_env(monkeypatch, auth_token)
     cluster = _local_autoscaling_cluster()(
         head_resources={"CPU": 0},
         worker_node_types={"gpu_worker": {"resources": {"CPU": 2, "GPU": 1}, "node_config": {},

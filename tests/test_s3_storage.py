@@ -133,6 +133,11 @@ def _checkpoint_objects(s3: S3Server, name: str, trial_ids) -> dict[str, tuple[s
             if "/checkpoint_" in k and any(f"/trainable_{t}_" in k for t in trial_ids)}
 
 
+def _kept_checkpoints(keys, trial_id: str) -> set[str]:
+    """The checkpoint numbers ('000001', ...) of one trial among the bucket's keys."""
+    return {k.split("/checkpoint_")[1].split("/")[0] for k in keys if f"/trainable_{trial_id}_" in k and "/checkpoint_" in k}
+
+
 def _grid(overrides: dict) -> list[dict]:
     """The cells run_study stores for this module's command with these --set values."""
     from beat_ray.train.config import TrialConfig
@@ -199,8 +204,7 @@ def test_uninterrupted_sweep_keeps_state_caches_and_two_checkpoints_in_the_bucke
     assert set(stored_trial_status(f"{STORAGE}/base").values()) == {"TERMINATED"}
     # retention, as the bucket holds it: the last CHECKPOINTS_KEPT of each trial's 3 checkpoints
     for tid in rows["trial_id"]:
-        ckpts = {k.split("/checkpoint_")[1].split("/")[0] for k in keys
-                 if f"/trainable_{tid}_" in k and "/checkpoint_" in k}
+        ckpts = _kept_checkpoints(keys, tid)
         assert ckpts == {"000001", "000002"}, (tid, ckpts)
         assert CHECKPOINTS_KEPT == len(ckpts)
         assert f"sweeps/base/{PROVENANCE_DIR}/{tid}.json" in keys
@@ -323,9 +327,7 @@ def test_lost_head_rebuilds_from_the_bucket_and_a_cut_upload_is_never_trusted(s3
         # retention after the lost head: still the last CHECKPOINTS_KEPT of every trial's checkpoints
         keys = s3.keys(BUCKET, "sweeps/lost/")
         for tid in after["trial_id"]:
-            kept_ckpts = {k.split("/checkpoint_")[1].split("/")[0] for k in keys
-                          if f"/trainable_{tid}_" in k and "/checkpoint_" in k}
-            assert len(kept_ckpts) == CHECKPOINTS_KEPT, (tid, kept_ckpts)
+            assert len(_kept_checkpoints(keys, tid)) == CHECKPOINTS_KEPT, (tid, _kept_checkpoints(keys, tid))
         print(f"\nrows: {len(before)} before the kill, {len(rebuilt)} after the rebuild, {len(after)} at the end; "
               f"{len(resumed)} trial(s) continued from a checkpoint; {len(cols)} columns and every prediction array "
               f"equal to the uninterrupted sweep, and {len(figs)} figure files byte for byte; cut upload: {cut_key}; wall s: "

@@ -121,7 +121,6 @@ def test_cpu_batches_are_bit_identical_to_before_the_gpu_path(model, beat_ray_ca
     data = build_inputs(cfg, m, ds)
     rng = np.random.default_rng([0, 0])
     for train in (True, False):
-        b = make_batch(data, data.train[:8], train=train, rng=rng, crop_s=m.crop_s if train and
-                       hasattr(m, "crop_s") else None)
+        b = make_batch(data, data.train[:8], train=train, rng=rng, crop_s=getattr(m, "crop_s", None) if train else None)
         got = {k: hashlib.sha256(b[k].numpy().tobytes()).hexdigest()[:16] for k in GOLDEN_BATCHES[(model, train)]}
         assert got == GOLDEN_BATCHES[(model, train)], (model, train)

@@ -223,12 +223,13 @@ def _refine(x: np.ndarray, peaks_d: np.ndarray, q: int, fs: float, wide_qs: bool
     # 100 Hz it would also move 5 of PTB-XL's 975 records onto the QRS (all bundle-branch blocks) and 78 of the cpu
     # preset's 3,000 synth records (beats within 50 ms of the true R 85 -> 1,103 of their 1,116), changing the
     # tokens of every committed 100-Hz study; it belongs with their next rerun.
-    m = max(1, round(EDGE_S * fs))
-    edge = (k < m) | (k > 2 * half - m)
-    if wide_qs and 2 * edge.sum() > len(k):
-        k2 = np.argmax(-sign * seg, axis=1)
-        if 4 * ((k2 < m) | (k2 > 2 * half - m)).sum() < len(k):
-            k = k2
+    if wide_qs:
+        m = max(1, round(EDGE_S * fs))
+        n_edge = lambda j: int(((j < m) | (j > 2 * half - m)).sum())          # extrema on the edge
+        if 2 * n_edge(k) > len(k):
+            k2 = np.argmax(-sign * seg, axis=1)
+            if 4 * n_edge(k2) < len(k):
+                k = k2
     return idx[np.arange(len(idx)), k].astype(np.int64)
 
 
@@ -284,11 +285,14 @@ def detect_clean(x: np.ndarray, fs: float, select: bool = False
         picks.append(pd)
     # a rejected record, or one whose beats follow sharp pulses at a fixed delay, is searched for pacing spikes;
     # where it has some, they are blanked and it is detected again (pace.py)
-    for i in pacing_suspects(xs, leads, picks, hi - lo, [bool(f) for f in flags], checked, q, fs):
-        xb, fb = reject_pace_pulses(xd[i:i + 1], xs[i:i + 1], usable[i:i + 1], [0], q, fs)
-        if len(fb[0][0]):
-            peaks_out[i], flags[i], _, _ = _record(*(a[0] for a in _envelopes(xb, usable[i:i + 1], fd)),
-                                                   usable[i], xs[i], q, fs, select, fb[0])
+    suspects = pacing_suspects(xs, leads, picks, hi - lo, [bool(f) for f in flags], checked, q, fs)
+    if suspects:
+        xb, found = reject_pace_pulses(xd, xs, usable, suspects, q, fs)
+        paced = [i for i in suspects if len(found[i][0])]
+        env_paced = _envelopes(xb[paced], usable[paced], fd) if paced else ()
+        for j, i in enumerate(paced):
+            peaks_out[i], flags[i], _, _ = _record(*(a[j] for a in env_paced), usable[i], xs[i], q, fs, select,
+                                                   found[i])
     peaks_out = [np.zeros(0, np.int64) if f else p for p, f in zip(peaks_out, flags)]
     return peaks_out, flags, usable, xs
 
