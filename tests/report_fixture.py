@@ -91,6 +91,9 @@ def _save(folder: Path, tid: str, scores: np.ndarray, att: np.ndarray | None = N
     np.savez_compressed(folder / "predictions" / f"{tid}.npz", **z)
 
 
+FIXTURE_COMMAND = "python experiments/benchmark.py --preset cpu --name fixture"
+
+
 def _write(root: Path, study: str, cells: list[tuple], with_predictions: bool = True) -> None:
     """cells: (model, task, fraction, [per-seed class-AUC numerators or None], attention?, extra)."""
     folder = root / study / "cpu"
@@ -112,6 +115,8 @@ def _write(root: Path, study: str, cells: list[tuple], with_predictions: bool = 
                 _save(folder, tid, s, attention() if att else None, shuffle=seed == 1,
                       attr=attribution() if study == "lead_attribution" else None, noise=noise)
     df = pd.DataFrame(rows)
+    if study == "benchmark":        # rows that record their launch command; the others predate the column
+        df["command"] = FIXTURE_COMMAND
     if not with_predictions:
         df = df.drop(columns=["predictions_file"])
     df.to_parquet(folder / "trials.parquet", index=False)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -220,6 +221,7 @@ def test_job_submit_smoke_study(ray_head, beat_ray_cache, tmp_path):
     assert rows["trial_id"].is_unique and rows["trial_id"].notna().all()
     assert (rows["study"] == "data_efficiency").all() and (rows["preset"] == "smoke").all()
     assert (rows["git_commit"] == commit).all() and (rows["git_dirty"] == dirty).all()
+    assert (rows["command"] == shlex.join(cmd[cmd.index("--") + 1:])).all()      # the entrypoint, to rerun it
     # one row per grid cell, each with its full config
     cfg_cols = [f"config/{f.name}" for f in fields(TrialConfig)]
     assert not set(cfg_cols) - set(rows.columns)

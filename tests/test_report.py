@@ -18,6 +18,7 @@ import pytest
 from formats import realdata
 from report_fixture import (
     CLASSES,
+    FIXTURE_COMMAND,
     LABELS,
     make_results,
     predictions,
@@ -26,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 
 from beat_ray.report import analysis as an
 from beat_ray.report import build, stats
-from beat_ray.report.load import ResultsError, load_all
+from beat_ray.report.load import NO_COMMAND, ResultsError, load_all
 
 REPO = Path(__file__).resolve().parents[1]
 N_BOOT = 100
@@ -311,6 +312,9 @@ def test_every_file_and_readme(built):
     assert "| benchmark | `benchmark/cpu/trials.parquet` | 10 | `0123456789abcdef0123456789abcdef01234567` | no |" in readme
     assert "Source: `ablations/cpu/trials.parquet`, commit `0123456789ab` (dirty)." in readme
     assert "--preset cpu" in readme and str(root) not in readme
+    # each launch's command, as its rows record it; rows without one say so instead of a guessed command
+    assert f"| benchmark | `0123456789ab` | `{FIXTURE_COMMAND}` | 10 |" in readme
+    assert f"| ablations | `0123456789ab` | {NO_COMMAND} | 4 |" in readme
 
 
 # ------------------------------------------------------------------ the CLI, as `make figures` runs it

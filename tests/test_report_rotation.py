@@ -19,6 +19,7 @@ from beat_ray.data.splits import record_set_hash
 from beat_ray.report import analysis as an
 from beat_ray.report import rotation, stats
 from beat_ray.report.load import ResultsError, read_study
+from beat_ray.report.tables import DASH
 
 REPO = Path(__file__).resolve().parents[1]
 N_BOOT = 60
@@ -223,13 +224,12 @@ def test_rotation_seed_is_shared_by_tables_and_noise():
     assert rotation.rotation_seeds(rows([(s, k) for s in (0, 1) for k in (2, 4)] + [(2, 2)])) == [0, 1]
 
 
-def test_two_rates_on_the_same_records_give_table_1c(tmp_path):
-    """A study at 100 and 500 Hz: arms labelled by rate, each paired with beatnet at its own rate, and each
-    model's Δ(500 − 100) per fold on the same records (beatnet planted better at 500 Hz, resnet unchanged)."""
+def _two_rates(tmp_path: Path, quality: dict[int, dict[str, float]]):
+    """A benchmark study whose arms ran at 100 and 500 Hz on the same records (quality per rate and model)."""
     import shutil
     parts = []
-    for fs, q in ((100, 0.5), (500, 1.5)):
-        root = _write_rotation(tmp_path / str(fs), "benchmark", {"beatnet": q, "resnet1d_wang": 0.5})
+    for fs, arms in quality.items():
+        root = _write_rotation(tmp_path / str(fs), "benchmark", arms)
         folder = root / "benchmark" / "real"
         rows = pd.read_parquet(folder / "trials.parquet")
         rows["trial_id"] = rows["trial_id"] + f"_{fs}"
@@ -244,6 +244,14 @@ def test_two_rates_on_the_same_records_give_table_1c(tmp_path):
     pd.concat([p[1] for p in parts]).to_parquet(dest / "trials.parquet", index=False)
     study = read_study(tmp_path / "100", "benchmark", "real", problems := [])
     assert not problems
+    return study
+
+
+def test_two_rates_on_the_same_records_give_table_1c(tmp_path):
+    """A study at 100 and 500 Hz: arms labelled by rate, each paired with beatnet at its own rate, and each
+    model's Δ(500 − 100) per fold on the same records (beatnet planted better at 500 Hz, resnet unchanged)."""
+    study = _two_rates(tmp_path, {100: {"beatnet": 0.5, "resnet1d_wang": 0.5},
+                                  500: {"beatnet": 1.5, "resnet1d_wang": 0.5}})
     res = rotation.pooled_results(study, an.Bootstrap(N_BOOT, 0))
     assert {r.model for r in res} == {"beatnet (100 Hz)", "beatnet (500 Hz)", "resnet1d_wang (100 Hz)",
                                       "resnet1d_wang (500 Hz)"}
@@ -254,4 +262,22 @@ def test_two_rates_on_the_same_records_give_table_1c(tmp_path):
     assert set(rows) == {"beatnet", "resnet1d_wang"}
     assert rows["resnet1d_wang"][5].startswith("+0.000 [+0.000, +0.000]")  # the same scores at both rates
     assert float(rows["beatnet"][5].split(" [")[1].split(",")[0]) > 0      # the planted gain, CI above 0
-    assert "differ" not in rows["beatnet"][8]
+    # the question real500 asks, answered both ways on planted data: beatnet gains more than resnet1d_wang
+    gain_gap = rows["resnet1d_wang"][6]
+    assert float(gain_gap.split(" [")[1].split(",")[0]) > 0 and float(gain_gap.split(" ")[0]) == pytest.approx(
+        float(rows["beatnet"][5].split(" ")[0]), abs=1e-3)                # resnet's own gain is 0
+    assert rows["beatnet"][6] == DASH
+    assert "differ" not in rows["beatnet"][9]
+
+
+@pytest.mark.parametrize("gains, verdict", [((1.5, 0.5), "**supported**"), ((0.5, 1.5), "**contradicted**"),
+                                            ((0.5, 0.5), "not shown")])
+def test_rate_claim_answers_either_way(tmp_path, gains, verdict):
+    """The real500 claim row: beatnet planted to gain from 500 Hz (or resnet1d_wang, or neither)."""
+    from beat_ray.report import claims
+    b500, r500 = gains
+    study = _two_rates(tmp_path, {100: {"beatnet": 0.5, "resnet1d_wang": 0.5},
+                                  500: {"beatnet": b500, "resnet1d_wang": r500}})
+    protocol, effect, got = claims.rate_gain(study, an.Bootstrap(N_BOOT, 0))
+    assert got == verdict, effect
+    assert "at 100 and 500 Hz on the same records" in protocol and effect.endswith("vs resnet1d_wang")

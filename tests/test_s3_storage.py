@@ -45,8 +45,8 @@ STORAGE = f"s3://{BUCKET}/sweeps"
 # BEAT-Net only (a dataset cache and a token cache): 2 label fractions x 2 seeds = 4 trials. Three epochs
 # leave three checkpoints per trial, so keeping CHECKPOINTS_KEPT = 2 is visible in the bucket.
 SET = {"n_records": 300, "epochs": 3}
-# columns that say when, where and as which trial a row was made, not what the trial measured
-VOLATILE = {"trial_id", "finished_at", "hostname", "timestamp", "date", "time_this_iter_s", "time_total_s",
+# columns that say when, where, by which command and as which trial a row was made, not what the trial measured
+VOLATILE = {"trial_id", "finished_at", "hostname", "command", "timestamp", "date", "time_this_iter_s", "time_total_s",
             "time_since_restore", "iterations_since_restore", "pid", "node_ip", "train_node_id", "train_seconds",
             "storage_bytes", "predictions_file", "done", "data_origin", "experiment_tag", "checkpoint_dir_name"}
 
@@ -281,7 +281,7 @@ def test_lost_head_rebuilds_from_the_bucket_and_a_cut_upload_is_never_trusted(s3
         assert "beat-ray: dataset cache copied from " + STORAGE in cut.stdout
         cols = _same_results(rebuilt[rebuilt["trial_id"].isin(finished)], run.out, before, tmp_path / "before")
         b, r = before.set_index("trial_id").sort_index(), rebuilt.set_index("trial_id").loc[finished]
-        for col in ("finished_at", "hostname", "git_commit", "git_dirty", "timestamp", "time_total_s"):
+        for col in ("finished_at", "hostname", "command", "git_commit", "git_dirty", "timestamp", "time_total_s"):
             assert list(r[col]) == list(b[col]), col
         assert all((run.out / f).is_file() for f in rebuilt["predictions_file"])
 

@@ -67,6 +67,19 @@ def test_every_study_has_four_presets_and_well_formed_cells():
     assert set(arms) == {(m, f) for m in ("beatnet", "resnet1d_wang", "xresnet1d101") for f in (100, 500)}
     assert all(v == list(range(1, 11)) for v in arms.values())
     assert {c["records_at_fs"] for c in r500} == {500} and {c["epochs"] for c in r500} == {15}
+    # BEAT-Net's beat CNN sees the same time at both rates (its default kernels would see 46 ms at 500 Hz), and
+    # at 100 Hz it is the default net
+    from beat_ray.models.beatnet import beatnet_config, kernels_for, receptive_field
+    from beat_ray.train.config import TrialConfig
+    from beat_ray.train.loop import model_kwargs
+    field = {}
+    for c in (c for c in r500 if c["model"] == "beatnet"):
+        kw = {k: v for k, v in model_kwargs(TrialConfig.from_dict(c)).items() if k != "window"}
+        cfg = beatnet_config(**kw)
+        field[c["fs"]] = receptive_field(kernels_for(cfg), cfg.cnn_strides) / c["fs"]
+        if c["fs"] == 100:
+            assert kernels_for(cfg) == beatnet_config().cnn_kernels
+    assert field[100] == pytest.approx(0.23) and field[500] == pytest.approx(0.23, abs=0.01)
 
 
 def test_tuned_presets_take_each_folds_own_config():

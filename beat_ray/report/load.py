@@ -31,6 +31,7 @@ STUDY_COLUMNS: dict[str, tuple[str, ...]] = {
     "noise_robustness": ("predictions_file",),
     "lead_attribution": ("predictions_file",),
 }
+NO_COMMAND = "(not recorded: written before rows carried their command; the study's docstring lists its launches)"
 NOISE_COLUMN = re.compile(r"^noise/([^/]+)/([^/]+)/macro_auc$")
 PREDICTION_KEYS: tuple[str, ...] = ("record_id", "scores", "labels", "classes")
 # A stored predictions file must reproduce its row's sklearn test/macro_auc to this tolerance.
@@ -78,6 +79,14 @@ class Study:
         """(commit, dirty, n_rows) per distinct code version the rows came from, sorted."""
         g = self.rows.groupby(["git_commit", "git_dirty"], sort=True).size()
         return [(str(c), bool(d), int(n)) for (c, d), n in g.items()]
+
+    def launches(self) -> list[tuple[str, str, int]]:
+        """(commit, command, n_rows) per launch the rows came from; rows written before rows carried their
+        command (issue 34) say so instead of guessing one."""
+        cmd = self.rows["command"] if "command" in self.rows else pd.Series("", index=self.rows.index)
+        cmd = cmd.fillna("").replace("", NO_COMMAND)
+        g = self.rows.assign(_command=cmd).groupby(["git_commit", "_command"], sort=True).size()
+        return [(str(c), str(m), int(n)) for (c, m), n in g.items()]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ flag) of the rows behind each item; no dates or absolute paths, so reruns are by
 from __future__ import annotations
 
 from beat_ray.report import analysis as an
-from beat_ray.report.load import Inputs
+from beat_ray.report.load import NO_COMMAND, Inputs
 from beat_ray.report.tables import Table, ci_text
 
 FIGURES = {
@@ -65,6 +65,7 @@ def build(inputs: Inputs, tables: list[Table], boot: an.Bootstrap, n_beats: int)
     for name, study in inputs.studies.items():
         for commit, dirty, n in study.provenance():
             lines.append(f"| {name} | `{name}/{p}/trials.parquet` | {n} | `{commit}` | {'yes' if dirty else 'no'} |")
+    lines += _launch_lines(inputs.studies)
     definitions = [
         ("**Point estimates** are means over seeds of the rows' own (scikit-learn) metrics, `test/macro_auc` "
          "and `test/group_auc/<group>`. Macro-AUC averages the classes that have both label values in the "
@@ -115,6 +116,7 @@ def build_available(preset: str, studies: dict, tables: list[Table], figs: list[
     for name, study in studies.items():
         for commit, dirty, n in study.provenance():
             lines.append(f"| {name} | `{name}/{preset}/trials.parquet` | {n} | `{commit}` | {'yes' if dirty else 'no'} |")
+    lines += _launch_lines(studies)
     missing = [s for s in STUDIES if s not in studies]
     if missing:
         lines += ["", f"Not run for this preset yet: {', '.join(f'`{s}`' for s in missing)}; their tables and "
@@ -152,6 +154,17 @@ def build_available(preset: str, studies: dict, tables: list[Table], figs: list[
     lines += [f"## {title}", "", "![Tokenization](fig4_tokenization.png)", "",
               f"{caption} {n_beats} beats detected in the 10 s shown.", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _launch_lines(studies: dict) -> list[str]:
+    """The command every row records, per commit: how to make the rows again (same `--name` resumes)."""
+    lines = ["", "Launches (the command each row records):", "",
+             "| study | git commit | command | trials |", "|:---|:---|:---|---:|"]
+    for name, study in studies.items():
+        for commit, command, n in study.launches():
+            shown = command if command == NO_COMMAND else f"`{command}`"
+            lines.append(f"| {name} | `{commit[:12]}` | {shown} | {n} |")
+    return lines
 
 
 def _commit_text(study) -> str:

@@ -295,34 +295,70 @@ def figure(res: list[PooledResult], out, stem: str, title: str) -> list[str]:
 RATE = re.compile(r"^(?P<model>.+) \((?P<fs>\d+) Hz\)(?P<rest>.*)$")
 
 
-def rate_table(res: list[PooledResult], boot: Bootstrap, preset: str) -> Table | None:
-    """Table 1c for a study at several sampling rates: each model's Δ(high − low rate), paired per fold on the
-    same records, beside Table 1's Δ(beatnet − CNN) at each rate. None when the study has one rate."""
+@dataclass
+class RateGain:
+    """One model's gain from the higher of two sampling rates, on the same records and folds."""
+
+    model: str
+    data: str
+    low: PooledResult
+    high: PooledResult
+    gain: Estimate                          # high − low, per-fold mean, paired
+    gain_dist: np.ndarray
+    more: Estimate | None = None            # beatnet's gain − this model's, on the same resamples
+
+    @property
+    def rates(self) -> tuple[int, int]:
+        return int(RATE.match(self.low.model)["fs"]), int(RATE.match(self.high.model)["fs"])
+
+
+def rate_gains(res: list[PooledResult], boot: Bootstrap) -> list[RateGain]:
+    """Each model's Δ(high − low rate), and beatnet's gain minus the model's: does beatnet gain more?"""
     arms: dict[tuple[str, str], dict[int, PooledResult]] = {}
     for r in res:
         m = RATE.match(r.model)
         if m and r.folds is not None:
             arms.setdefault((m["model"] + m["rest"], r.data), {})[int(m["fs"])] = r
-    rows = []
-    for (model, data), by in sorted(arms.items(), key=lambda kv: (kv[0][1], model_order(k for k, _ in arms).index(kv[0][0]))):
+    order = model_order(k for k, _ in arms)
+    out: list[RateGain] = []
+    for (model, data), by in sorted(arms.items(), key=lambda kv: (kv[0][1], order.index(kv[0][0]))):
         if len(by) < 2:
             continue
         lo, hi = min(by), max(by)
         got = perfold.paired(by[hi].folds, by[lo].folds, boot)
         if got is None:
             raise ResultsError([f"{model}: its {hi}-Hz and {lo}-Hz arms share no test fold with the same records"])
-        rows.append([data, model, f"{lo} → {hi} Hz", est(by[lo].fold_mean), est(by[hi].fold_mean), est(got[0], signed=True),
-                     est(by[lo].delta_fold_mean, signed=True), est(by[hi].delta_fold_mean, signed=True),
-                     f"`{by[lo].record_hash}`" + ("" if by[lo].record_hash == by[hi].record_hash else
-                                                  f" / `{by[hi].record_hash}` (differ!)")])
+        out.append(RateGain(model, data, by[lo], by[hi], *got))
+    for g in out:
+        # the per-fold bootstrap draws depend only on the records and the fold, so every arm's distribution
+        # shares them: the difference of two gains is paired
+        ref = next((r for r in out if r.model == REFERENCE_MODEL and r.data == g.data and r.rates == g.rates), None)
+        if ref is not None and g is not ref:
+            g.more = Estimate(ref.gain.mean - g.gain.mean, *stats.ci(ref.gain_dist - g.gain_dist))
+    return out
+
+
+def rate_table(res: list[PooledResult], boot: Bootstrap, preset: str) -> Table | None:
+    """Table 1c for a study at several sampling rates: each model's Δ(high − low rate), paired per fold on the
+    same records, beside Table 1's Δ(beatnet − CNN) at each rate. None when the study has one rate."""
+    rows = []
+    for g in rate_gains(res, boot):
+        lo, hi = g.rates
+        rows.append([g.data, g.model, f"{lo} → {hi} Hz", est(g.low.fold_mean), est(g.high.fold_mean),
+                     est(g.gain, signed=True), est(g.more, signed=True), est(g.low.delta_fold_mean, signed=True),
+                     est(g.high.delta_fold_mean, signed=True),
+                     f"`{g.low.record_hash}`" + ("" if g.low.record_hash == g.high.record_hash else
+                                                 f" / `{g.high.record_hash}` (differ!)")])
     if not rows:
         return None
     header = ["Data", "Model", "Rates", "Macro-AUC, low rate", "Macro-AUC, high rate", "Δ high − low (per-fold mean)",
-              f"Δ vs {REFERENCE_MODEL}, low rate", f"Δ vs {REFERENCE_MODEL}, high rate", "Records"]
+              f"{REFERENCE_MODEL}'s gain − this model's", f"Δ vs {REFERENCE_MODEL}, low rate", f"Δ vs {REFERENCE_MODEL}, high rate", "Records"]
     cap = ("The same models trained and tested at two sampling rates on exactly the same records and folds (the "
            "records that have a file at the higher rate). Macro-AUC: per-fold mean, as in Table 1. Δ high − low: "
            "the model's gain from the higher rate, paired per fold on the same records (records resampled within "
-           f"each fold, seeds as the second level). Δ vs {REFERENCE_MODEL}: Table 1's {REFERENCE_MODEL} minus the "
+           f"each fold, seeds as the second level). {REFERENCE_MODEL}'s gain − this model's: the difference of the two "
+           f"gains on the same resamples (positive: {REFERENCE_MODEL} gains more from the higher rate). "
+           f"Δ vs {REFERENCE_MODEL}: Table 1's {REFERENCE_MODEL} minus the "
            f"model at each rate (positive: {REFERENCE_MODEL} better); {REFERENCE_MODEL}'s own rows give its gain. "
            f"Records: hash of the pooled test record ids at each rate (equal = the same records). Preset `{preset}`.")
     return Table("table1c_sampling_rate", "Table 1c. Sampling rate", cap, header, rows)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from functools import lru_cache
@@ -27,6 +29,17 @@ PROVENANCE_COLUMNS = ("study", "preset", "trial_id", "seed", "git_commit", "git_
 REQUIRED_COLUMNS = (*PROVENANCE_COLUMNS, "train_seconds", "n_params", "test/macro_auc", "val_macro_auc", "best_epoch",
                     "epoch")
 PREDICTIONS_DIR = "predictions"
+
+
+def launch_command() -> str:
+    """The command line that launched this driver, the script named from the repo root: a row says how to make it
+    again. Rows are made in the driver (a `ray job submit` entrypoint, a study's `main`), so sys.argv is it."""
+    argv = list(sys.argv) or [""]
+    script = Path(argv[0]).resolve()
+    root = Path(__file__).resolve().parents[2]
+    if argv[0] and script.is_relative_to(root):
+        argv[0] = str(script.relative_to(root))
+    return shlex.join(["python", *argv])
 
 
 @lru_cache(maxsize=1)
@@ -122,7 +135,7 @@ def make_row(config: dict[str, Any], metrics: dict[str, Any], trial_id: str) -> 
     commit, dirty = git_info()
     row = {"study": cfg.study, "preset": cfg.preset, "trial_id": trial_id, "seed": cfg.seed,
            "git_commit": commit, "git_dirty": dirty, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "hostname": socket.gethostname()}
+           "hostname": socket.gethostname(), "command": launch_command()}
     row["config_hash"] = cfg.config_hash()
     row.update(cfg.flat())
     for k, v in metrics.items():

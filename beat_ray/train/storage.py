@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import pyarrow.fs as pafs
 
 PROVENANCE_DIR = "_beat_ray_rows"
-PROVENANCE_FIELDS = ("git_commit", "git_dirty", "finished_at", "hostname")
+PROVENANCE_FIELDS = ("git_commit", "git_dirty", "finished_at", "hostname", "command")
 # what the AWS SDKs and pyarrow read for a custom S3 endpoint, most specific first
 ENDPOINT_VARS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 STATE_PATTERN = "experiment_state-*.json"           # Tune's experiment state (TuneController.CKPT_FILE_TMPL)
