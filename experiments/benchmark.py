@@ -17,8 +17,9 @@ reported. 123 trials, run as launches of one `--name` on this 2-core machine (2 
 each): seed 0 and the recipe arm, 51 trials, 73 min (c3de1ff, 2026-12-01), of which inception1d takes about
 half (319 s per 15-epoch trial, 1,122 s for its 50-epoch benchmark-recipe trial); seeds 1-2 on fold 10 and
 inception1d's on folds 1-2 (two short launches); seeds 1-2 of beatnet, resnet1d_wang and xresnet1d101,
-54 trials, 33.6 min (`--models beatnet,resnet1d_wang,xresnet1d101`, 257a4ef, 2026-12-07). Left: inception1d's
-16 cells of seeds 1-2, about 45 min. Rhythm and form tasks do not fit in the 90-minute budget.
+54 trials, 33.6 min (`--models beatnet,resnet1d_wang,xresnet1d101`, 257a4ef, 2026-12-07); inception1d's 16
+cells of seeds 1-2, 42.5 min (`--models inception1d`, b498f2f, 2026-12-07). Complete: about 3 h 10 min in
+all over four launches plus two short ones. Rhythm and form tasks do not fit in the 90-minute budget.
 
 `--preset cpu` (graded synth, generator 2; 21 trials): 18 min wall at commit 21e9262 (2026-12-02).
 Plus BEAT-Net tokenised by the opt-in quality-selected detector, its own arm (`beatnet (select detector)`):
