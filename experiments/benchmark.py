@@ -28,6 +28,10 @@ Plus BEAT-Net tokenised by the opt-in quality-selected detector, its own arm (`b
 clean records. (Earlier runs, replaced: 779 s at 6e72d66, before select's artefact waiver; 494 s, served tokens
 cached by select's first version.)
 
+The `real500` preset (issue 34): 60 trials at seed 0, 4,908 s = 82 min in one launch (bd11890, 2026-12-07);
+500-Hz trials take 3-7 min each, 100-Hz ones under 1.5 min. Seeds 1-2 are further launches of the same name:
+    python experiments/benchmark.py --preset real500 --name benchmark-real500
+
 The `real_tuned` preset (issue L): xresnet1d101, resnet1d_wang and beatnet at the configs
 experiments/hparams.py tuned per test fold, rotation over test folds 2, 4, 6, 8, 10 plus seeds 1, 2 on
 fold 10, 21 trials. Measured: 806 s for the two CNNs (commit f370516) and 387 s for beatnet (de5bd6e),
