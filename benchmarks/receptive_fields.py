@@ -9,7 +9,8 @@ each model had.
 
 CNNs: measured, not derived (residual and inception branches run in parallel): the span of input samples
 whose gradient is nonzero for the centre position of the feature map the head pools, on a 30-s input, the
-union over 4 random inputs (a ReLU that happens to be off hides a sample from one input, not from all).
+union over 8 random inputs (a ReLU that happens to be off hides a sample from one input, not from all), with
+every norm's scale set to 1 (the theoretical field of every path, not an untrained net's effective one).
 BEAT-Net: the BeatCNN's conv stack, from its kernels and strides (one chain, so exact), beside the token
 window it reads; a positive control checks the gradient measure on that chain.
 """
