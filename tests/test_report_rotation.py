@@ -278,6 +278,7 @@ def test_rate_claim_answers_either_way(tmp_path, gains, verdict):
     b500, r500 = gains
     study = _two_rates(tmp_path, {100: {"beatnet": 0.5, "resnet1d_wang": 0.5},
                                   500: {"beatnet": b500, "resnet1d_wang": r500}})
-    protocol, effect, got = claims.rate_gain(study, an.Bootstrap(N_BOOT, 0))
+    boot = an.Bootstrap(N_BOOT, 0)
+    protocol, effect, got = claims.rate_gain(study, claims.default_results(study, boot), boot)
     assert got == verdict, effect
     assert "at 100 and 500 Hz on the same records" in protocol and effect.endswith("vs resnet1d_wang")

@@ -146,8 +146,12 @@ def _fold_seed_text(rows: pd.DataFrame) -> str:
     return f"seed {','.join(map(str, every))} on every fold, {extra}"
 
 
-def cnn_level(study, boot: an.Bootstrap) -> tuple[str, str, str]:
-    res = [r for r in rotation.pooled_results(study, boot) if r.recipe == "default"]
+def default_results(study, boot: an.Bootstrap) -> list[rotation.PooledResult]:
+    """The default-recipe rows of Table 1 (a bootstrap: computed once per preset, read by two claims)."""
+    return [r for r in rotation.pooled_results(study, boot) if r.recipe == "default"]
+
+
+def cnn_level(study, res: list[rotation.PooledResult], boot: an.Bootstrap) -> tuple[str, str, str]:
     deltas = {}
     for r in res:
         if not _is_cnn(r.model):
@@ -161,9 +165,9 @@ def cnn_level(study, boot: an.Bootstrap) -> tuple[str, str, str]:
             _worst(deltas, f"Δ macro-AUC ({stat})"), noninferior(deltas, boot.margin))
 
 
-def rate_gain(study, boot: an.Bootstrap) -> tuple[str, str, str] | None:
+def rate_gain(study, res: list[rotation.PooledResult], boot: an.Bootstrap) -> tuple[str, str, str] | None:
     """Does beatnet gain more from the higher rate than each CNN (a study at two rates; None otherwise)?"""
-    gains = rotation.rate_gains([r for r in rotation.pooled_results(study, boot) if r.recipe == "default"], boot)
+    gains = rotation.rate_gains(res, boot)
     deltas = {g.model: g.more for g in gains if g.more is not None}
     if not deltas:
         return None
@@ -263,8 +267,9 @@ def preset_claims(results: Path, preset: str, realdata: Path, boot: an.Bootstrap
         out.append(Claim(claim, preset, got[0], got[1], got[2], f"{link}/{table}.md"))
 
     bench = studies.get("benchmark")
-    add("CNN-level macro-AUC", "benchmark", "table1_benchmark", cnn_level(bench, boot) if bench else None)
-    rate = rate_gain(bench, boot) if bench else None
+    table1 = default_results(bench, boot) if bench else []
+    add("CNN-level macro-AUC", "benchmark", "table1_benchmark", cnn_level(bench, table1, boot) if bench else None)
+    rate = rate_gain(bench, table1, boot) if bench else None
     if rate is not None:                    # a study at two rates (real500): the question it was run for
         add("Gains more from a higher sampling rate than the CNNs", "benchmark", "table1c_sampling_rate", rate)
     noise = studies.get("noise_robustness")
