@@ -18,7 +18,9 @@ Table 2 shows each variant's pooled macro-AUC and its paired difference to beatn
 running time (commit c3de1ff, 2026-12-01), in two parts: Ray's OOM killer stopped the first run at
 trial 44 of 60 (reused trial actors kept every trial's freed heap; fixed since by
 `tune_fn.release_memory`), and the same command with the same `--name` resumed the last 16. beatnet_no_shape's 12 trials (no CNN) took
-1.1 min at 8f022ac, added with `--models beatnet_no_shape`: about 19 min for the whole preset.
+1.1 min at 8f022ac, added with `--models beatnet_no_shape`. Seeds 1-2 on folds 1-9 (issue 34: 108 trials, the same
+command and --name `ablations-real`): 30.4 min in one launch at 6faf941 (2026-12-07). Complete, 6 variants x 10
+folds x 3 seeds: about 50 min over four launches.
 
 Launch on a cluster:
     ray job submit --address http://HEAD:8265 --runtime-env cluster/runtime_env.yaml -- \
