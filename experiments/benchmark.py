@@ -32,11 +32,12 @@ The `real500` preset (issue 34): 60 trials at seed 0, 4,908 s = 82 min in one la
 500-Hz trials take 3-7 min each, 100-Hz ones under 1.5 min. Seeds 1-2 are further launches of the same name:
     python experiments/benchmark.py --preset real500 --name benchmark-real500
 
-The `real_tuned` preset (issue L): xresnet1d101, resnet1d_wang and beatnet at the configs
-experiments/hparams.py tuned per test fold, rotation over test folds 2, 4, 6, 8, 10 plus seeds 1, 2 on
-fold 10, 21 trials. Measured: 806 s for the two CNNs (commit f370516) and 387 s for beatnet (de5bd6e),
-launched as two `--models` runs into one results folder: about 20 min in all.
-    python experiments/benchmark.py --preset real_tuned --name bench-tuned
+The `real_tuned` preset (issues L and 34): xresnet1d101, resnet1d_wang and beatnet at the configs
+experiments/hparams.py tuned per test fold, all ten folds at seeds 0, 1, 2: 90 trials, run as `--models`
+launches of one name (a tuned trial takes about a minute of wall, 2 at a time):
+    python experiments/benchmark.py --preset real_tuned --name bench-tuned --models beatnet
+Launches so far: none measured yet. (The first version, 5 folds and beatnet with KEPT_VARIANT, 21 trials in about
+20 min at f370516 and de5bd6e, is kept unscored in results/benchmark/real_tuned/superseded/.)
 """
 from __future__ import annotations
 
@@ -124,13 +125,13 @@ PRESETS = {
                       models=Models(("inception1d", "xresnet1d101", "resnet1d_wang", "beatnet")),
                       tasks=(("ptbxl", "superdiagnostic"),), rotate=True,
                       arms=(RecipeArm("benchmark", BASELINES),)),
-    # Issue L: every model at the config experiments/hparams.py tuned for each test fold (the search's
-    # folds 2, 4, 6, 8, 10; a fold's config never saw that fold), 15 epochs, seeds 1 and 2 on fold 10.
-    # beatnet also takes the design changes experiments/beatnet_variants.py kept on validation folds.
+    # Issues L and 34: every model at the config experiments/hparams.py tuned for each test fold (a fold's
+    # search trained on its eight training folds and selected on its validation fold), all ten folds, seeds
+    # 0-2, 15 epochs. beatnet takes no KEPT_VARIANT here: that choice averaged validation scores of models
+    # trained on folds 2-10, so every test fold's labels shaped it (docs/studies.md, "Tuned benchmark").
     "real_tuned": Benchmark(base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), epochs=15, threads=1),
-                            models=Models(("xresnet1d101", "resnet1d_wang", "beatnet"), {"beatnet": KEPT_VARIANT}),
-                            tasks=(("ptbxl", "superdiagnostic"),), rotate=True, folds=(2, 4, 6, 8, 10),
-                            hparams=TUNED_REAL),
+                            models=Models(("xresnet1d101", "resnet1d_wang", "beatnet")),
+                            tasks=(("ptbxl", "superdiagnostic"),), rotate=True, hparams=TUNED_REAL),
     # Issue 34: 500 Hz on real ECG. The 477 superdiagnostic records that have a 500-Hz file, every model at
     # 500 Hz and at 100 Hz on exactly those records (records_at_fs=500), fold rotation at seed 0. BEAT-Net's
     # BeatCNN is held at its default field in seconds (rf_s=0.23: kernels 7/5/3 at 100 Hz, the default net,

@@ -75,6 +75,15 @@ def test_best_json_is_applied_per_test_fold_and_refuses_what_would_leak(tmp_path
         apply_hparams([{**cell, "task": "rhythm"}], best)
     with pytest.raises(ValueError, match="unknown trial config keys"):
         apply(cell, {"learning_rate": 1.0})
+    # the tag names the cell's own entry: a search that adds fold 3 leaves fold 10's rows matching their cells,
+    # while another config for fold 10 is another cell
+    doc = json.loads(best.read_text())
+    doc["models"]["beatnet"]["3"] = {"params": {"lr": 5e-3}}
+    best.write_text(json.dumps(doc))
+    assert apply_hparams([cell], best)[0]["hparams"] == tuned["hparams"]
+    doc["models"]["beatnet"]["10"]["params"]["lr"] = 2e-3
+    best.write_text(json.dumps(doc))
+    assert apply_hparams([cell], best)[0]["hparams"] != tuned["hparams"]
 
 
 def _exp_results(storage: Path, exp: str) -> dict[str, list[dict]]:

@@ -94,6 +94,11 @@ def test_tuned_presets_take_each_folds_own_config():
             params = doc["models"][c["model"]][str(c["test_fold"])]["params"]
             assert c["lr"] == params["lr"] and c["batch_size"] == params["batch_size"], (study, c["model"])
             assert c["hparams"].startswith(str(REPO / grid.hparams) + "#")
+    # issue 34: the tuned benchmark tests every fold at three seeds, and BEAT-Net takes no design variant chosen
+    # on validation scores of models that had trained on those test folds
+    bench = load_presets("benchmark")["real_tuned"].cells()
+    assert sorted({(c["test_fold"], c["seed"]) for c in bench}) == [(k, s) for k in range(1, 11) for s in (0, 1, 2)]
+    assert all("rf_s" not in c["model_kwargs"] for c in bench if c["model"] == "beatnet")
 
 
 def test_a_changed_grid_is_named_and_refused_unless_resume_changed(tmp_path, capsys):

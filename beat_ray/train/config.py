@@ -93,7 +93,7 @@ class TrialConfig:
     noise_source: str = "synthetic"    # or "nstdb:<dir>": real NSTDB bw/em/ma records (pl, wgn stay generated)
     attribution_steps: int = 0         # > 0: store class x lead integrated gradients of test records (attribution.py)
     score_test: bool = True            # False (hyperparameter search): the test fold is never predicted or scored
-    hparams: str = ""                  # tuned config this trial took its hyperparameters from ("<best.json>#<sha>")
+    hparams: str = ""                  # tuned config this trial took its hyperparameters from ("<best.json>#<sha of its entry>")
     threads: int = 1                   # torch intra-op threads per worker
     precision: str = "fp32"            # fp32 | bf16 (autocast in training and evaluation; bf16 for GPU speed)
     # where

@@ -233,7 +233,6 @@ def apply_hparams(cells: list[dict], path: str | Path) -> list[dict]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"--hparams {path}: cannot read it ({exc})") from None
-    tag = f"{path}#{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
     out = []
     for c in cells:
         data = doc["data"]
@@ -249,7 +248,10 @@ def apply_hparams(cells: list[dict], path: str | Path) -> list[dict]:
             raise SystemExit(f"--hparams {path}: {c['model']} was tuned for test folds {sorted(tuned, key=int)} only; "
                              f"a config for test fold {c.get('test_fold', 10)} must come from a search that never saw "
                              "that fold (add it to the search's test_folds)")
-        out.append({**apply(c, entry["params"]), "hparams": tag})
+        # the tag names the entry, not the whole file: a search that adds other folds leaves this cell's rows valid
+        key = json.dumps({"model": c["model"], "test_fold": c.get("test_fold", 10), "params": entry["params"]},
+                         sort_keys=True)
+        out.append({**apply(c, entry["params"]), "hparams": f"{path}#{hashlib.sha256(key.encode()).hexdigest()[:12]}"})
     return out
 
 
