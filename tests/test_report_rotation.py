@@ -282,3 +282,20 @@ def test_rate_claim_answers_either_way(tmp_path, gains, verdict):
     protocol, effect, got = claims.rate_gain(study, claims.default_results(study, boot), boot)
     assert got == verdict, effect
     assert "at 100 and 500 Hz on the same records" in protocol and effect.endswith("vs resnet1d_wang")
+
+
+def test_a_tuned_cell_merges_one_entry_per_fold_and_refuses_two():
+    """Each fold's row names its own best.json entry; two entries on one fold, or two files, are two experiments."""
+    from beat_ray.report.load import mixed_cells
+
+    def rows(tags: list[tuple[int, str]]) -> pd.DataFrame:
+        return pd.DataFrame([{"_model": "beatnet (tuned)", "config/dataset": "ptbxl", "config/task": "superdiagnostic",
+                              "config/test_fold": k, "seed": 0, "config/seed": 0, "config/lr": 1e-3 * k,
+                              "config/epochs": 15, "config/hparams": tag} for k, tag in tags])
+
+    assert mixed_cells(rows([(1, "best.json#a"), (2, "best.json#b")]), "benchmark") == []
+    two_entries = mixed_cells(rows([(1, "best.json#a"), (1, "best.json#c"), (2, "best.json#b")]), "benchmark")
+    assert len(two_entries) == 1 and "hparams" in two_entries[0]
+    assert len(mixed_cells(rows([(1, "best.json#a"), (2, "other.json#b")]), "benchmark")) == 1
+    assert len(mixed_cells(rows([(1, "best.json#a"), (2, "best.json#b")]).assign(**{"config/epochs": [15, 20]}),
+                           "benchmark")) == 1          # an untuned field still may not differ
