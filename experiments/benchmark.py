@@ -33,11 +33,15 @@ The `real500` preset (issue 34): 60 trials at seed 0, 4,908 s = 82 min in one la
     python experiments/benchmark.py --preset real500 --name benchmark-real500
 
 The `real_tuned` preset (issues L and 34): xresnet1d101, resnet1d_wang and beatnet at the configs
-experiments/hparams.py tuned per test fold, all ten folds at seeds 0, 1, 2: 90 trials, run as `--models`
-launches of one name (a tuned trial takes about a minute of wall, 2 at a time):
+experiments/hparams.py tuned per test fold, all ten folds at seeds 0, 1, 2: 90 trials, one `--models` launch
+per model into one results folder, each under its own name (a name keeps its grid; the same name resumes it):
     python experiments/benchmark.py --preset real_tuned --name bench-tuned --models beatnet
-Launches so far: none measured yet. (The first version, 5 folds and beatnet with KEPT_VARIANT, 21 trials in about
-20 min at f370516 and de5bd6e, is kept unscored in results/benchmark/real_tuned/superseded/.)
+    python experiments/benchmark.py --preset real_tuned --name bench-tuned-resnet --models resnet1d_wang
+    python experiments/benchmark.py --preset real_tuned --name bench-tuned-xresnet --models xresnet1d101
+Measured at 97f60e1 (2026-12-07): beatnet 30 trials, 1,251 s = 20.9 min; resnet1d_wang 30 trials, 1,181 s =
+19.7 min; xresnet1d101 not run yet. The first version (5 folds, beatnet
+with KEPT_VARIANT; 21 trials, about 20 min at f370516 and de5bd6e) is kept unscored in
+results/benchmark/real_tuned/superseded/.
 """
 from __future__ import annotations
 
