@@ -191,15 +191,14 @@ def mixed_cells(rows: pd.DataFrame, study: str) -> list[str]:
     out = []
     for key, g in rows.groupby(keys, sort=True, dropna=False):
         tuned = "config/hparams" in g and (g["config/hparams"].fillna("").astype(str) != "").all()
+        exempt = TUNED_FIELDS | {"hparams"} if tuned else frozenset()
         differ = {c: sorted(map(str, g[c].astype(object).where(g[c].notna(), None).unique()))
                   for c in fields if g[c].astype(object).where(g[c].notna(), None).nunique(dropna=False) > 1
-                  and not (tuned and c.split("/", 1)[1] in TUNED_FIELDS) and not (tuned and c == "config/hparams")}
-        if tuned:       # the tag names one best.json entry (one per fold): one file per cell, one entry per fold
-            files = g["config/hparams"].astype(str).str.split("#").str[0]
-            per_fold = g.groupby(g["config/test_fold"].astype(int))["config/hparams"].nunique() \
-                if "config/test_fold" in g else pd.Series(dtype=int)
-            if files.nunique() > 1 or (per_fold > 1).any():
-                differ["config/hparams"] = sorted(map(str, g["config/hparams"].unique()))
+                  and c.split("/", 1)[1] not in exempt}
+        # a tuned row's tag names one best.json entry: one file per cell, one entry per test fold
+        if tuned and (g["config/hparams"].str.split("#").str[0].nunique() > 1
+                      or g.groupby("config/test_fold")["config/hparams"].nunique().gt(1).any()):
+            differ["config/hparams"] = sorted(map(str, g["config/hparams"].unique()))
         if differ:
             cell = ", ".join(map(str, key if isinstance(key, tuple) else (key,)))
             what = "; ".join(f"{c.split('/', 1)[1]}: {' vs '.join(v)}" for c, v in differ.items())
