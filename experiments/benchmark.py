@@ -39,7 +39,8 @@ per model into one results folder, each under its own name (a name keeps its gri
     python experiments/benchmark.py --preset real_tuned --name bench-tuned-resnet --models resnet1d_wang
     python experiments/benchmark.py --preset real_tuned --name bench-tuned-xresnet --models xresnet1d101
 Measured at 97f60e1 (2026-12-07): beatnet 30 trials, 1,251 s = 20.9 min; resnet1d_wang 30 trials, 1,181 s =
-19.7 min; xresnet1d101 not run yet. The first version (5 folds, beatnet
+19.7 min; xresnet1d101 30 trials, 1,412 s = 23.5 min. Complete: 90 trials, 64 min in three launches.
+The first version (5 folds, beatnet
 with KEPT_VARIANT; 21 trials, about 20 min at f370516 and de5bd6e) is kept unscored in
 results/benchmark/real_tuned/superseded/.
 """
