@@ -77,7 +77,7 @@ PRESETS = {
                            models=Models(("beatnet", "resnet1d_wang", "xresnet1d101"), TINY)),
     "real": NoiseRobustness(base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), task="superdiagnostic",
                                              epochs=15, batch_size=64, threads=1),
-                            models=Models(("xresnet1d101", "resnet1d_wang", "beatnet")), seeds=(0,), rotate=True),
+                            models=Models(("xresnet1d101", "resnet1d_wang", "beatnet")), rotate=True),
     "paper": NoiseRobustness(base=TrialConfig(dataset="ptbxl", task="superdiagnostic", epochs=50, batch_size=128,
                                               threads=4, use_gpu=True, gpus_per_trial=0.25),
                              models=Models(("beatnet", "xresnet1d101", "inception1d"), {"beatnet": {"size": "base"}})),

@@ -69,7 +69,8 @@ def test_rotation_on_real_ptbxl_tests_every_record_once_and_no_patient_crosses(p
 def test_real_presets_rotate_and_give_every_model_the_same_records():
     import ablations
     import benchmark
-    for grid in (benchmark.PRESETS["real"], ablations.PRESETS["real"]):
+    import noise_robustness
+    for grid in (benchmark.PRESETS["real"], ablations.PRESETS["real"], noise_robustness.PRESETS["real"]):
         cells = grid.cells()
         assert all(c["dataset"] == "ptbxl" and c["task"] == "superdiagnostic" for c in cells)
         assert Path(cells[0]["root"]).name == "ptbxl"
