@@ -23,8 +23,8 @@ Locally:
     python experiments/noise_robustness.py --preset real --name noise-real   # the shared real PTB-XL subset
     python experiments/noise_robustness.py --preset cpu --name noise-cpu     # synth
 
-`--preset real`: superdiagnostic, fold rotation at seed 0 (every record tested once), 15 epochs,
-xresnet1d101, resnet1d_wang and beatnet, 5 types x 6 SNRs: 30 trials, measured 52 min (3,128 s) on this
+`--preset real`: superdiagnostic, fold rotation at seeds 0, 1, 2 (every record tested once per seed), 15 epochs,
+xresnet1d101, resnet1d_wang and beatnet, 5 types x 6 SNRs: 90 trials. Seed 0's 30 trials measured 52 min (3,128 s) on this
 2-core machine at 4afa72a (2 trials at a time; the noisy scoring adds 60-200 s per trial) for seed 0.
 Seeds 1-2: beatnet and resnet1d_wang 40 trials, 1,733 s = 28.9 min at 84c846f (`--name noise-real-seeds
 --models beatnet,resnet1d_wang`); xresnet1d101's 20 trials not run yet (`--name noise-real-seeds-xresnet
