@@ -28,9 +28,11 @@ Plus BEAT-Net tokenised by the opt-in quality-selected detector, its own arm (`b
 clean records. (Earlier runs, replaced: 779 s at 6e72d66, before select's artefact waiver; 494 s, served tokens
 cached by select's first version.)
 
-The `real500` preset (issue 34): 60 trials at seed 0, 4,908 s = 82 min in one launch (bd11890, 2026-12-07);
-500-Hz trials take 3-7 min each, 100-Hz ones under 1.5 min. Seeds 1-2 are further launches of the same name:
-    python experiments/benchmark.py --preset real500 --name benchmark-real500
+The `real500` preset (issue 34): seeds 0, 1, 2, 180 trials, one whole seed per launch (every model, fold and
+rate), each under its own name; 500-Hz trials take 3-7 min each, 100-Hz ones under 1.5 min.
+Seed 0: 60 trials, 4,908 s = 82 min (`--name benchmark-real500`, bd11890, 2026-12-07). Then:
+    python experiments/benchmark.py --preset real500 --seeds 1 --name benchmark-real500-s1
+    python experiments/benchmark.py --preset real500 --seeds 2 --name benchmark-real500-s2
 
 The `real_tuned` preset (issues L and 34): xresnet1d101, resnet1d_wang and beatnet at the configs
 experiments/hparams.py tuned per test fold, all ten folds at seeds 0, 1, 2: 90 trials, one `--models` launch
@@ -145,7 +147,7 @@ PRESETS = {
     "real500": Benchmark(base=TrialConfig(dataset="ptbxl", root=shared_ptbxl(), epochs=15, batch_size=64, threads=1,
                                           records_at_fs=500),
                          models=Models(("xresnet1d101", "resnet1d_wang", "beatnet"), {"beatnet": {"rf_s": 0.23}}),
-                         tasks=(("ptbxl", "superdiagnostic"),), rotate=True, seeds=(0,), rates=(100, 500)),
+                         tasks=(("ptbxl", "superdiagnostic"),), rotate=True, seeds=(0, 1, 2), rates=(100, 500)),
     # The baselines train with the benchmark's own recipe, so they reproduce the published table;
     # BEAT-Net gets the same 50 epochs at batch 128 with its default recipe.
     "paper": Benchmark(base=TrialConfig(epochs=50, batch_size=128, threads=4, use_gpu=True, gpus_per_trial=0.25),

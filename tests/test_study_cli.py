@@ -65,7 +65,7 @@ def test_every_study_has_four_presets_and_well_formed_cells():
         arms.setdefault((c["model"], c["fs"]), []).append(c["test_fold"])
     arms = {k: sorted(v) for k, v in arms.items()}
     assert set(arms) == {(m, f) for m in ("beatnet", "resnet1d_wang", "xresnet1d101") for f in (100, 500)}
-    assert all(v == list(range(1, 11)) for v in arms.values())
+    assert all(v == sorted(list(range(1, 11)) * 3) for v in arms.values())      # seeds 0, 1, 2 on every fold
     assert {c["records_at_fs"] for c in r500} == {500} and {c["epochs"] for c in r500} == {15}
     # BEAT-Net's beat CNN sees the same time at both rates (its default kernels would see 46 ms at 500 Hz), and
     # at 100 Hz it is the default net
@@ -128,6 +128,23 @@ def test_models_filter_refuses_a_model_the_preset_lacks():
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert "--models ['nope']: not in this preset" in run.stderr
+
+
+def test_seeds_and_models_filters_pick_whole_cells_and_refuse_unknown_values():
+    """A long preset lands one seed per launch: --seeds keeps every model and fold of that seed."""
+    from beat_ray.train.study import pick_cells
+    cells = load_presets("benchmark")["real500"].cells()
+    one = pick_cells(cells, lambda c: c["model"], None, "1")
+    assert len(one) == len(cells) // 3 and {c["seed"] for c in one} == {1}
+    assert {(c["model"], c["fs"], c["test_fold"]) for c in one} == \
+        {(c["model"], c["fs"], c["test_fold"]) for c in cells}
+    both = pick_cells(cells, lambda c: c["model"], "beatnet", "1,2")
+    assert {(c["model"], c["seed"]) for c in both} == {("beatnet", 1), ("beatnet", 2)} and len(both) == 40
+    with pytest.raises(ValueError, match=r"--seeds \['7'\]: not in this preset \(it has \['0', '1', '2'\]\)"):
+        pick_cells(cells, lambda c: c["model"], None, "1,7")
+    with pytest.raises(ValueError, match="--seeds ','"):
+        pick_cells(cells, lambda c: c["model"], None, ",")
+    assert pick_cells(cells, lambda c: c["model"], None, None) == cells
 
 
 def test_models_filter_names_a_variant_in_the_variants_grid():

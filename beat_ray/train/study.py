@@ -58,6 +58,20 @@ def fold_seeds(rotate: bool, seeds: tuple[int, ...], folds: tuple[int, ...] | No
     return [(k, s) for s in seeds for k in folds]
 
 
+def pick_cells(cells: list[dict], arm, models: str | None, seeds: str | None) -> list[dict]:
+    """The cells of one launch: `--models` by arm name (a grid whose cells share one model names its arms),
+    `--seeds` by seed; a name or seed the preset lacks is an error, never an empty launch."""
+    for flag, value, key in (("--models", models, arm), ("--seeds", seeds, lambda c: str(c["seed"]))):
+        if not value:
+            continue
+        wanted, have = [v.strip() for v in value.split(",") if v.strip()], {key(c) for c in cells}
+        unknown = sorted(set(wanted) - have)
+        if unknown or not wanted:
+            raise ValueError(f"{flag} {unknown or value!r}: not in this preset (it has {sorted(have)})")
+        cells = [c for c in cells if key(c) in wanted]
+    return cells
+
+
 def parse_overrides(items: list[str]) -> dict:
     """`["epochs=5", "train_noise=ma:12"]` -> typed values (JSON where it parses, else the string)."""
     out = {}
@@ -112,6 +126,9 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
                     help="run only the cells of these models, or of these arms where the grid names them (the "
                          "variants of beatnet_variants); another launch can add the rest; rows of one "
                          "results folder never overwrite each other)")
+    ap.add_argument("--seeds", default=None, metavar="SEED,SEED,...",
+                    help="run only the cells of these seeds (a long preset lands one whole seed per launch, "
+                         "every model and fold; another launch, under its own --name, adds the rest)")
     ap.add_argument("--resume-changed", action="store_true",
                     help="resume a --name whose stored grid differs from this launch's, finishing the stored grid "
                          "(without it such a resume is refused, naming the changed fields)")
@@ -128,13 +145,7 @@ def main(study: str, presets: dict[str, Grid], argv: list[str] | None = None) ->
         if a.folds is not None:
             grid = replace(grid, rotate=a.folds == "rotate")
         cells = [{**c, "root": roots.get(c["dataset"], c.get("root"))} for c in grid.cells()]
-        if a.models:                    # a grid whose cells share one model names its arms (arm(cell))
-            arm = getattr(grid, "arm", lambda c: c["model"])
-            wanted, have = a.models.split(","), {arm(c) for c in cells}
-            unknown = sorted(set(wanted) - have)
-            if unknown:
-                raise ValueError(f"--models {unknown}: not in this preset (it has {sorted(have)})")
-            cells = [c for c in cells if arm(c) in wanted]
+        cells = pick_cells(cells, getattr(grid, "arm", lambda c: c["model"]), a.models, a.seeds)
         hparams = a.hparams or getattr(grid, "hparams", None)
         if hparams and not a.hparams and not Path(hparams).exists():
             from beat_ray.train.runner import REPO
