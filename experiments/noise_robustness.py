@@ -27,8 +27,8 @@ Locally:
 xresnet1d101, resnet1d_wang and beatnet, 5 types x 6 SNRs: 90 trials. Seed 0's 30 trials measured 52 min (3,128 s) on this
 2-core machine at 4afa72a (2 trials at a time; the noisy scoring adds 60-200 s per trial) for seed 0.
 Seeds 1-2: beatnet and resnet1d_wang 40 trials, 1,733 s = 28.9 min at 84c846f (`--name noise-real-seeds
---models beatnet,resnet1d_wang`); xresnet1d101's 20 trials not run yet (`--name noise-real-seeds-xresnet
---models xresnet1d101`).
+--models beatnet,resnet1d_wang`); xresnet1d101 20 trials, 1,265 s = 21.1 min at 112f760 (`--name
+noise-real-seeds-xresnet --models xresnet1d101`). Complete: 90 trials, about 102 min in three launches.
 `--preset cpu`: synth, 3000 records, 3 seeds on the official split, the same three models: 9 trials,
 measured 18.3 min (1,100 s) on the graded synth (generator 2) at 20488e3, alone on this 2-core machine.
 
