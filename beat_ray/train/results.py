@@ -85,27 +85,29 @@ def read_rows(folder: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.exists() else pd.DataFrame()
 
 
-def done_hashes(rows: pd.DataFrame) -> set[str]:
-    """Config hashes of the cells `rows` hold, recomputed from their config columns with the fields
-    added since a row was written at their defaults (how each was introduced). A row's stored
-    `config_hash` is not used: it changed whenever a field was added (only LATER_FIELDS are exempt)."""
+def row_config(row: pd.Series):
+    """The TrialConfig a row was trained with, from its config columns; fields added since the row was
+    written take their defaults (how each was introduced)."""
     from beat_ray.train.config import TrialConfig
     defaults = TrialConfig().to_dict()
-    out = set()
-    for _, row in rows.iterrows():
-        cfg = {}
-        for col, v in row.items():
-            k = col.removeprefix("config/")
-            if col == k or k not in defaults:
-                continue
-            v = v.item() if isinstance(v, np.generic) else v
-            if v is None or (isinstance(v, float) and np.isnan(v) and not isinstance(defaults[k], float)):
-                continue                # a column that came after this row: its default
-            if isinstance(v, float) and v.is_integer() and not isinstance(defaults[k], float):
-                v = int(v)              # an int column that a missing value turned float
-            cfg[k] = json.loads(v) if isinstance(defaults[k], (dict, list, tuple)) and isinstance(v, str) else v
-        out.add(TrialConfig.from_dict(cfg).config_hash())
-    return out
+    cfg = {}
+    for col, v in row.items():
+        k = col.removeprefix("config/")
+        if col == k or k not in defaults:
+            continue
+        v = v.item() if isinstance(v, np.generic) else v
+        if v is None or (isinstance(v, float) and np.isnan(v) and not isinstance(defaults[k], float)):
+            continue                    # a column that came after this row: its default
+        if isinstance(v, float) and v.is_integer() and not isinstance(defaults[k], float):
+            v = int(v)                  # an int column that a missing value turned float
+        cfg[k] = json.loads(v) if isinstance(defaults[k], (dict, list, tuple)) and isinstance(v, str) else v
+    return TrialConfig.from_dict(cfg)
+
+
+def done_hashes(rows: pd.DataFrame) -> set[str]:
+    """Config hashes of the cells `rows` hold, recomputed from their config columns (`row_config`). A row's
+    stored `config_hash` is not used: it changed whenever a field was added (only LATER_FIELDS are exempt)."""
+    return {row_config(row).config_hash() for _, row in rows.iterrows()}
 
 
 def append_rows(folder: str | Path, rows: list[dict[str, Any]], required: tuple[str, ...] = REQUIRED_COLUMNS,
