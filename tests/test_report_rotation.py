@@ -299,3 +299,64 @@ def test_a_tuned_cell_merges_one_entry_per_fold_and_refuses_two():
     assert len(mixed_cells(rows([(1, "best.json#a"), (2, "other.json#b")]), "benchmark")) == 1
     assert len(mixed_cells(rows([(1, "best.json#a"), (2, "best.json#b")]).assign(**{"config/epochs": [15, 20]}),
                            "benchmark")) == 1          # an untuned field still may not differ
+
+
+def test_a_delta_between_arms_with_different_seeds_is_paired_at_the_seeds_both_have():
+    """A seed's luck reaches every fold (one initialisation): set a one-seed arm against beatnet's same
+    seed, not against its mean over seeds. Planted: beatnet's seed 0 is good and seeds 1-2 poor; the
+    other arm is beatnet's seed 0 exactly, so the paired Δ is 0 while the unpaired one is far below."""
+    from beat_ray.report import perfold
+    boot = an.Bootstrap(N_BOOT, 0)
+    three, one, same = perfold.Folds(), perfold.Folds(), perfold.Folds()
+    for k in range(1, 11):
+        idx = np.flatnonzero(FOLD == k)
+        y, rid = LABELS[idx], RIDS[idx]
+        s = np.stack([_scores(q, 100 * s + k)[idx] for s, q in ((0, 1.0), (1, 0.2), (2, 0.2))])
+        three.by_fold[k] = perfold.Fold(rid, y, s, (0, 1, 2))
+        one.by_fold[k] = perfold.Fold(rid, y, s[:1].copy(), (0,))
+        same.by_fold[k] = perfold.Fold(rid, y, s.copy(), (0, 1, 2))
+    d, _ = perfold.paired(three, one, boot)
+    assert (d.mean, d.lo, d.hi) == (0.0, 0.0, 0.0)
+    assert set(perfold.fold_deltas(three, one).values()) == {0.0}
+    unpaired = perfold.averaged(three, boot)[0].mean - perfold.averaged(one, boot)[0].mean
+    assert unpaired < -0.05                             # what the old pairing reported: the seed gap
+    d, dist = perfold.paired(three, same, boot)         # equal seeds: nothing is dropped
+    assert d.mean == 0.0 and not dist.any()
+    both = perfold.common(three, one)
+    assert {f.seeds for f in both[0].by_fold.values()} == {(0,)} and three.by_fold[1].seeds == (0, 1, 2)
+
+
+def test_table5_sets_a_one_seed_arm_against_beatnets_same_seed(tmp_path):
+    """Rotated Table 5: the select arm (seed 0 only) scores exactly as beatnet's seed 0, clean and noisy, and
+    beatnet's seeds 1-2 are far worse: the paired Δ level and Δ robustness are 0, not the seed gap."""
+    from beat_ray.report import robustness
+    folder = tmp_path / "noise_robustness" / "real"
+    (folder / "predictions").mkdir(parents=True)
+    rows = []
+    arms = {"consensus": {0: (1.0, 0.6), 1: (0.2, 0.0), 2: (0.2, 0.0)}, "select": {0: (1.0, 0.6)}}
+    for detector, seeds in arms.items():
+        for s, (clean_q, noisy_q) in seeds.items():
+            for k in range(1, 11):
+                idx = np.flatnonzero(FOLD == k)
+                tid, noisy = f"noi_{len(rows):05d}", _scores(noisy_q, 100 * s + k + 50)[idx]
+                clean = _scores(clean_q, 100 * s + k)[idx]
+                np.savez_compressed(folder / "predictions" / f"{tid}.npz", record_id=RIDS[idx], labels=LABELS[idx],
+                                    scores=clean, classes=np.array(CLASSES),
+                                    noise_specs=np.array(["em:0"]), noise_scores=noisy[None])
+                rows.append({"study": "noise_robustness", "preset": "real", "trial_id": tid, "seed": s,
+                             "git_commit": "c" * 40, "git_dirty": False, "finished_at": "2026-12-01T00:00:00",
+                             "config/model": "beatnet", "config/model_kwargs": "{}", "config/dataset": "ptbxl",
+                             "config/task": "superdiagnostic", "config/test_fold": k, "config/recipe": "default",
+                             "config/detector": detector, "epoch": 15, "train_seconds": 1.0, "time_total_s": 1.0,
+                             "n_params": 10, "n_train": 48, "n_val": 6, "n_test": len(idx), "val_macro_auc": 0.8,
+                             "best_epoch": 15, "predictions_file": f"predictions/{tid}.npz", "n_fallback_test": 0,
+                             "test/macro_auc": stats.macro_point(LABELS[idx], clean[None].astype(np.float64)),
+                             "noise/em/0/macro_auc": stats.macro_point(LABELS[idx], noisy[None].astype(np.float64))})
+    pd.DataFrame(rows).to_parquet(folder / "trials.parquet", index=False)
+    study = read_study(tmp_path, "noise_robustness", "real", problems := [])
+    assert not problems
+    res = {a.model: a for a in robustness.arms(study, an.Bootstrap(N_BOOT, 0))}
+    sel, ref = res["beatnet (select detector)"], res["beatnet"]
+    assert sel.clean.mean - ref.clean.mean > 0.1                 # its own columns: seed 0 against the mean
+    for d in (sel.delta[("em", 0.0)], sel.delta_drop[("em", 0.0)]):
+        assert (d.mean, d.lo, d.hi) == (0.0, 0.0, 0.0)

@@ -11,7 +11,8 @@ tested fold k. The statistic is the mean over the tested folds. Its CI is a two-
 records are resampled within each fold (each fold its own stream of draws, shared by every model
 tested on the same records, so differences are paired), and seeds are drawn with replacement as the
 second level, one draw shared by every fold (a seed is one replicate of the whole rotation).
-A paired Δ is the fold-averaged difference, over the folds both arms tested on the same records.
+A paired Δ is the fold-averaged difference, over the folds both arms tested on the same records and at
+the seeds both have there.
 """
 from __future__ import annotations
 
@@ -102,26 +103,45 @@ def averaged(folds: Folds, boot: Bootstrap, noise: str | None = None) -> tuple[E
     return Estimate(point, *stats.ci(dist)), dist
 
 
+def _on_seeds(f: Fold, seeds: tuple[int, ...]) -> Fold:
+    idx = [f.seeds.index(s) for s in seeds]
+    noise = {k: v[idx] for k, v in f.noise.items()} if f.noise is not None else None
+    return Fold(f.record_id, f.labels, f.scores[idx], seeds, noise)
+
+
+def common(ref: Folds, other: Folds) -> tuple[Folds, Folds]:
+    """The folds both arms tested on the same records, each at the seeds both have there, so a Δ is paired
+    by seed as by record: a seed's luck (the same initial weights on every fold) then cancels instead of
+    being compared with another seed's. A fold whose arms share no seed keeps all of each (paired by record
+    only)."""
+    a, b = Folds(), Folds()
+    for k in sorted(ref.by_fold.keys() & other.by_fold.keys()):
+        fa, fb = ref.by_fold[k], other.by_fold[k]
+        if not np.array_equal(fa.record_id, fb.record_id):
+            continue
+        both = tuple(sorted(set(fa.seeds) & set(fb.seeds)))
+        if both and (both != fa.seeds or both != fb.seeds):
+            fa, fb = _on_seeds(fa, both), _on_seeds(fb, both)
+        a.by_fold[k], b.by_fold[k] = fa, fb
+    return a, b
+
+
 def paired(ref: Folds, other: Folds, boot: Bootstrap, noise: str | None = None,
            ref_noise: str | None = None) -> tuple[Estimate, np.ndarray] | None:
-    """Δ = ref − other, averaged over the folds both tested on the same records; None when none.
-    `ref_noise`/`noise` pick noisy scores (e.g. a drop: pass the same spec to both and subtract clean)."""
-    common = [k for k in sorted(ref.by_fold.keys() & other.by_fold.keys())
-              if np.array_equal(ref.by_fold[k].record_id, other.by_fold[k].record_id)]
-    if not common:
+    """Δ = ref − other, averaged over the folds both tested on the same records, at the seeds both have
+    (`common`); None when no fold is shared. `ref_noise`/`noise` pick noisy scores (e.g. a drop: pass the
+    same spec to both and subtract the clean Δ)."""
+    ref, other = common(ref, other)
+    if not ref.by_fold:
         return None
-    a = fold_auc(Folds({k: ref.by_fold[k] for k in common}), boot, ref_noise)
-    b = fold_auc(Folds({k: other.by_fold[k] for k in common}), boot, noise)
-    point = float(np.mean([a[k][0] - b[k][0] for k in common]))
-    dist = np.mean([a[k][1] - b[k][1] for k in common], axis=0)
+    a, b = fold_auc(ref, boot, ref_noise), fold_auc(other, boot, noise)
+    point = float(np.mean([a[k][0] - b[k][0] for k in a]))
+    dist = np.mean([a[k][1] - b[k][1] for k in a], axis=0)
     return Estimate(point, *stats.ci(dist)), dist
 
 
 def fold_deltas(ref: Folds, other: Folds) -> dict[int, float]:
-    """Per test fold: ref − other macro-AUC (seed-averaged), for the per-fold spread of Δ."""
-    out = {}
-    for k in sorted(ref.by_fold.keys() & other.by_fold.keys()):
-        a, b = ref.by_fold[k], other.by_fold[k]
-        if np.array_equal(a.record_id, b.record_id):
-            out[k] = stats.macro_point(a.labels, a.scores) - stats.macro_point(b.labels, b.scores)
-    return out
+    """Per test fold: ref − other macro-AUC (averaged over the seeds both have), for the spread of Δ."""
+    ref, other = common(ref, other)
+    return {k: stats.macro_point(a.labels, a.scores) - stats.macro_point(b.labels, b.scores)
+            for k, a, b in ((k, ref.by_fold[k], other.by_fold[k]) for k in ref.by_fold)}

@@ -9,8 +9,8 @@ applied to both models, and seeds are averaged inside each resample. Two differe
                 positive when BEAT-Net loses less AUC to the noise than the model does. The paper's
                 "substantially improving robustness" is a claim about this one.
 Under a fold rotation each AUC is computed within each test fold and averaged over folds (perfold.py,
-records resampled within folds, seeds as the second level; the drop is paired fold by fold); otherwise
-the seeds of one test fold are stacked.
+records resampled within folds, seeds as the second level; the drop is paired fold by fold, and a Δ
+between arms with different seeds uses the seeds both have); otherwise the seeds of one test fold are stacked.
 """
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ class NoiseArm:
     dist: dict[tuple[str, float], np.ndarray]
     delta: dict[tuple[str, float], Estimate] = field(default_factory=dict)       # beatnet − model
     delta_drop: dict[tuple[str, float], Estimate] = field(default_factory=dict)  # robustness, see module doc
+    folds: perfold.Folds | None = None            # a rotated arm's predictions by test fold, for paired Δs
 
     @property
     def kinds(self) -> list[str]:
@@ -87,7 +88,7 @@ def _rotated(study: Study, rows: pd.DataFrame, label: str, boot: Bootstrap):
     noisy = {_spec_key(k): perfold.averaged(fo, boot, k) for k in specs}
     rid = np.sort(np.concatenate([f.record_id for f in fo.by_fold.values()]))
     folds = ",".join(map(str, sorted(fo.by_fold)))
-    return rid, clean, noisy, f"test folds {folds}, per-fold mean, seeds {fo.seed_text()}", len(fo.seeds)
+    return rid, clean, noisy, f"test folds {folds}, per-fold mean, seeds {fo.seed_text()}", len(fo.seeds), fo
 
 
 def _check_rows(study: Study, rows: pd.DataFrame, label: str) -> None:
@@ -107,9 +108,9 @@ def arms(study: Study, boot: Bootstrap) -> list[NoiseArm]:
     out = []
     for (label, ds, task), rows in study.rows.groupby(["_model", "config/dataset", "config/task"], sort=True):
         _check_rows(study, rows, str(label))
-        auc, dist = {}, {}
+        auc, dist, fo = {}, {}, None
         if rows_rotated(rows):
-            rid, (c, cd), est_noisy, over, n_seeds = _rotated(study, rows, str(label), boot)
+            rid, (c, cd), est_noisy, over, n_seeds, fo = _rotated(study, rows, str(label), boot)
             for key, (e, d) in est_noisy.items():
                 auc[key], dist[key] = e, d
         else:
@@ -125,13 +126,16 @@ def arms(study: Study, boot: Bootstrap) -> list[NoiseArm]:
                 auc[_spec_key(spec)], dist[_spec_key(spec)] = estimate(s)
         fs = float(rows["config/fs"].iloc[0]) if "config/fs" in rows else float("nan")
         source = str(rows["config/noise_source"].iloc[0]) if "config/noise_source" in rows else "synthetic"
-        out.append(NoiseArm(str(label), f"{ds}/{task}", over, n_seeds, rid, fs, source, c, cd, auc, dist))
+        out.append(NoiseArm(str(label), f"{ds}/{task}", over, n_seeds, rid, fs, source, c, cd, auc, dist, folds=fo))
     for a in out:
         ref = reference_of(a, out)
         if ref is None or ref is a:
             continue
         if not np.array_equal(ref.record_id, a.record_id):
             raise ResultsError([f"{study.name}: {a.model} and {ref.model} were tested on different records"])
+        if a.folds is not None and ref.folds is not None:
+            _paired_by_fold(ref, a, boot)
+            continue
         for key in a.auc.keys() & ref.auc.keys():
             d = ref.dist[key] - a.dist[key]
             a.delta[key] = Estimate(ref.auc[key].mean - a.auc[key].mean, *stats.ci(d))
@@ -140,6 +144,21 @@ def arms(study: Study, boot: Bootstrap) -> list[NoiseArm]:
                                          *stats.ci(dd))
     order = model_order(a.model for a in out)
     return sorted(out, key=lambda a: (a.data, order.index(a.model)))
+
+
+def _paired_by_fold(ref: NoiseArm, a: NoiseArm, boot: Bootstrap) -> None:
+    """Δ level and Δ robustness of two rotated arms, fold by fold at the seeds both have (perfold.paired)."""
+    def specs(arm: NoiseArm) -> dict[tuple[str, float], str]:
+        return {_spec_key(k): k for k in next(iter(arm.folds.by_fold.values())).noise or {}}
+
+    clean = perfold.paired(ref.folds, a.folds, boot)
+    if clean is None:
+        raise ResultsError([f"{a.model} and {ref.model} share no test fold on the same records"])
+    mine, theirs = specs(a), specs(ref)
+    for key in a.auc.keys() & ref.auc.keys():
+        noisy = perfold.paired(ref.folds, a.folds, boot, mine[key], theirs[key])
+        a.delta[key] = noisy[0]
+        a.delta_drop[key] = Estimate(noisy[0].mean - clean[0].mean, *stats.ci(noisy[1] - clean[1]))
 
 
 def _all_snrs(res: list[NoiseArm]) -> list[float]:
@@ -186,7 +205,9 @@ def table(res: list[NoiseArm], boot: Bootstrap, preset: str) -> Table:
            "per record and type, the same for every model and scaled to each SNR. Each other model's cell: AUC; "
            "Δ level = beatnet − model; Δ robustness = the model's AUC loss to the noise (clean − noisy) minus "
            f"beatnet's (positive: beatnet loses less). Clean column: AUC with its CI. {ci_text(boot)[0].upper()}{ci_text(boot)[1:]}. Paired: the "
-           f"same resample of records and seeds for both models. {_notes(res)}. Columns: SNR in dB. Preset `{preset}`.")
+           "same resample of records and seeds for both models; under a fold rotation at the seeds both have on "
+           "each fold (a one-seed arm is set against beatnet's same seed; its AUC columns are its own). "
+           f"{_notes(res)}. Columns: SNR in dB. Preset `{preset}`.")
     return Table("table5_noise_robustness", "Table 5. Noise robustness", cap,
                  ([] if one else ["Data"]) + ["Model", "Noise", "clean"] + [f"{s:g} dB" for s in snrs], rows)
 

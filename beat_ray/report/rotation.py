@@ -238,7 +238,7 @@ def table(res: list[PooledResult], boot: Bootstrap, preset: str, name: str, titl
            f"two-level percentile bootstrap ({boot.n_boot} resamples, numpy seed {boot.seed}): records resampled "
            "within each fold, seeds drawn with replacement. "
            f"Δ = {ref} minus the model (positive: {ref} is better), per fold and averaged, the same resamples for "
-           "both (paired); a CI that excludes 0 is a difference, one that contains 0 is not evidence of a "
+           "both, at the seeds both have on that fold (paired); a CI that excludes 0 is a difference, one that contains 0 is not evidence of a "
            f"difference either way. {ref} within {boot.margin:g}: the lower bound of the per-fold Δ's CI is "
            f"above −{boot.margin:g} (non-inferiority margin fixed in advance; --margin): only then does {ref} "
            "\"match\" that model. Δ per fold: the seed-averaged Δ of each fold, its range and how many folds "
