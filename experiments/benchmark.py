@@ -30,8 +30,10 @@ cached by select's first version.)
 
 The `real500` preset (issue 34): seeds 0, 1, 2, 180 trials, one whole seed per launch (every model, fold and
 rate), each under its own name; 500-Hz trials take 3-7 min each, 100-Hz ones under 1.5 min.
-Seed 0: 60 trials, 4,908 s = 82 min (`--name benchmark-real500`, bd11890, 2026-12-07). Then:
+Seed 0: 60 trials, 4,908 s = 82 min (`--name benchmark-real500`, bd11890, 2026-12-07). Seed 1: 60 trials,
+4,105 s = 68 min at 62ee5fe (2026-12-08):
     python experiments/benchmark.py --preset real500 --seeds 1 --name benchmark-real500-s1
+Seed 2, not run yet (about 70-80 min):
     python experiments/benchmark.py --preset real500 --seeds 2 --name benchmark-real500-s2
 
 The `real_tuned` preset (issues L and 34): xresnet1d101, resnet1d_wang and beatnet at the configs
