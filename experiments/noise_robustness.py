@@ -36,8 +36,10 @@ BEAT-Net with the opt-in quality-selected detector (tokenize/select.py), as its 
 (rows labelled `beatnet (select detector)`, paired with plain beatnet on the same records and noise):
     python experiments/noise_robustness.py --preset real --models beatnet --set detector=select --name noise-real-select
     python experiments/noise_robustness.py --preset cpu --models beatnet --set detector=select --name noise-cpu-select
-measured 13.1 min (787 s, 10 trials) and 19.2 min (1,151 s, 3 trials) with a fresh token cache at 891b22c,
-one after the other on this 2-core machine (the 5f43066 rows they replace: 13.4 and 14.5 min).
+measured 13.1 min (787 s, 10 trials at seed 0 when the preset had one seed) and 19.2 min (1,151 s, 3 trials)
+with a fresh token cache at 891b22c, one after the other on this 2-core machine (the 5f43066 rows they replace:
+13.4 and 14.5 min). The real arm's seeds 1-2: 20 trials, 1,254 s = 20.9 min at 82f2517 (`--name
+noise-real-select-seeds`; a name keeps its grid).
 """
 from __future__ import annotations
 
